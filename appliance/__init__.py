@@ -1,0 +1,1 @@
+"""The box itself: config, CLI, the camera-worker runtime and (later) analytics and alerts."""

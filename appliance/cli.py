@@ -1,0 +1,250 @@
+"""The ``footfall`` command line.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (config, arguments, files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from appliance.config import BoxConfig, ConfigError, load_config
+
+logger = logging.getLogger("footfall")
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "vtest.yaml"
+
+
+def _parse_utc(text: str) -> int:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return round(dt.timestamp() * 1000)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate a config file; print every error as FILE:LINE: key.path: message."""
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.file}: OK (store {config.store.id}, {len(config.cameras)} camera(s))")
+    for cam in config.cameras:
+        m = cam.floor_mapping()
+        print(
+            f"  camera {cam.id}: {len(cam.calibration)} calibration pairs, reprojection error "
+            f"{m.reprojection_error_m * 100:.2f} cm RMS, {m.max_error_m * 100:.2f} cm max"
+        )
+    return EXIT_OK
+
+
+def cmd_vision(args: argparse.Namespace) -> int:
+    """Process one video file as fast as possible into track_points."""
+    from tqdm import tqdm
+
+    from appliance.cameras import build_detector, build_worker
+    from local_db import DbWriter
+    from vision.mot_eval import MotRow, write_mot
+    from vision.sources import Frame
+    from vision.types import Tracks
+
+    config: BoxConfig = args.config
+    video = Path(args.video)
+    if not video.is_file():
+        print(f"{video}: no such video file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    camera = config.camera(args.camera) if args.camera else config.cameras[0]
+    start = args.start_utc if args.start_utc is not None else round(video.stat().st_mtime * 1000)
+    rows: list[MotRow] = []
+    total = _frame_count(video)
+    bar = tqdm(total=total, unit="frame", disable=args.quiet or None, file=sys.stderr)
+
+    def on_frame(frame: Frame, tracks: Tracks) -> None:
+        bar.update(1)
+        if args.mot_out:
+            for (x1, y1, x2, y2), tid, conf in zip(
+                tracks.xyxy.tolist(), tracks.track_ids.tolist(), tracks.conf.tolist(), strict=True
+            ):
+                rows.append(MotRow(frame.index + 1, tid, x1, y1, x2 - x1, y2 - y1, conf))
+
+    detector = build_detector(config, str(video))
+    with DbWriter(Path(args.db)) as writer:
+        worker = build_worker(
+            config,
+            camera,
+            detector,
+            writer.submit_points,
+            writer.submit_camera_state,
+            video=str(video),
+            start_utc_ms=start,
+            on_frame=on_frame,
+        )
+        stats = worker.run(threading.Event())
+    bar.close()
+    if args.mot_out:
+        write_mot(rows, args.mot_out)
+    print(
+        f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.points} track points, "
+        f"{len(stats.track_ids)} tracks, {stats.persons_per_frame:.2f} persons/frame → {args.db}"
+    )
+    return EXIT_OK
+
+
+def _frame_count(video: Path) -> int | None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    return n if n > 0 else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the box's camera workers until SIGTERM."""
+    from appliance.runtime import Box
+
+    Box(args.config, Path(args.db) if args.db else None).run_until_signal()
+    return EXIT_OK
+
+
+def cmd_bench_vision(args: argparse.Namespace) -> int:
+    """Our pipeline vs ultralytics' stock loop on the same model and video."""
+    from appliance.bench_vision import bench_vision
+    from vision.assets import demo_video
+
+    video = Path(args.video) if args.video else demo_video()
+    result = bench_vision(args.config, video, args.frames)
+    if args.json:
+        print(json.dumps(result))
+        return EXIT_OK
+    print(f"footfall bench vision — {result['video']} at {result['input_size']}, {result['machine']}")
+    print(f"{'run':<30} {'fps':>7} {'persons/frame':>14} {'tracks':>7}")
+    for run in result["runs"]:  # type: ignore[attr-defined]
+        print(
+            f"{run['name']:<30} {run['fps']:>7.2f} {run['persons_per_frame']:>14.2f} "
+            f"{run['unique_tracks']:>7}"
+        )
+    print(f"ratio (ours / faster peer): {result['ratio']}x")
+    return EXIT_OK
+
+
+def cmd_eval_mot(args: argparse.Namespace) -> int:
+    """MOTA / IDF1 / HOTA of a result file, or of our tracker run on a video."""
+    import tempfile
+
+    from vision.mot_eval import MotFormatError, evaluate_mot, format_scores
+
+    try:
+        if args.result:
+            scores = evaluate_mot(args.gt, args.result, iou_threshold=args.iou)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "result.txt"
+                ns = argparse.Namespace(
+                    config=args.config,
+                    video=args.video,
+                    db=str(Path(tmp) / "eval.db"),
+                    camera=None,
+                    start_utc=0,
+                    mot_out=str(out),
+                    quiet=args.json,
+                )
+                code = cmd_vision(ns)
+                if code:
+                    return code
+                scores = evaluate_mot(args.gt, out, iou_threshold=args.iou)
+    except (MotFormatError, FileNotFoundError) as exc:
+        print(f"eval-mot: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(scores.as_dict()) if args.json else format_scores(scores))
+    return EXIT_OK
+
+
+def _config_arg(path: str) -> BoxConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError("\n" + str(exc)) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also read by the docs test)."""
+    parser = argparse.ArgumentParser(
+        prog="footfall", description="Privacy-first footfall analytics appliance."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="store config tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a store YAML file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    vision = sub.add_parser("vision", help="process a video file into track_points")
+    vision.add_argument("--config", type=_config_arg, required=True)
+    vision.add_argument("--video", required=True)
+    vision.add_argument("--db", required=True, help="SQLite file to write")
+    vision.add_argument("--camera", help="camera id whose calibration to use (default: first)")
+    vision.add_argument("--start-utc", type=_parse_utc, help="UTC time of the first frame")
+    vision.add_argument("--mot-out", help="also write MOTChallenge tracks (image boxes) here")
+    vision.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    vision.set_defaults(func=cmd_vision)
+
+    run = sub.add_parser("run", help="run the box's camera workers until SIGTERM")
+    run.add_argument("--config", type=_config_arg, required=True)
+    run.add_argument("--db", help="SQLite file (default: storage.db_path)")
+    run.set_defaults(func=cmd_run)
+
+    bench = sub.add_parser("bench", help="benchmarks against peers")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    bv = bench_sub.add_parser("vision", help="our pipeline vs ultralytics' stock loop")
+    bv.add_argument("--config", type=_config_arg, default=str(DEFAULT_CONFIG))
+    bv.add_argument("--video", help="default: vtest.avi from the asset cache")
+    bv.add_argument("--frames", type=int, help="stop after this many frames")
+    bv.add_argument("--json", action="store_true", help="one JSON object")
+    bv.set_defaults(func=cmd_bench_vision)
+
+    ev = sub.add_parser("eval-mot", help="MOTA, IDF1, HOTA against MOTChallenge ground truth")
+    ev.add_argument("--gt", required=True, help="ground truth (MOTChallenge gt.txt)")
+    group = ev.add_mutually_exclusive_group(required=True)
+    group.add_argument("--video", help="run our tracker on this video and evaluate it")
+    group.add_argument("--result", help="evaluate an existing MOTChallenge result file")
+    ev.add_argument("--config", type=_config_arg, default=str(DEFAULT_CONFIG))
+    ev.add_argument("--iou", type=float, default=0.5, help="match IoU threshold")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval_mot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``footfall`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

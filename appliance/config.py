@@ -1,0 +1,361 @@
+"""The one config model of a store's box: a YAML file validated by pydantic.
+
+Every model forbids unknown keys, so a typo is an error, and every error is
+reported as ``FILE:LINE: key.path: message`` (the line comes from the YAML
+parser's node marks).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from vision.detectors import DetectorConfig, OnnxDetectorConfig
+from vision.homography import CalibrationError, FloorMapping, fit_homography
+from vision.tracking import TrackerSettings
+
+CONFIG_VERSION = 1
+Point = tuple[float, float]
+_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpeningHours(_Model):
+    """Opening hours for some days of the week, local time."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    open: str
+    close: str
+
+    @field_validator("open", "close")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"{v!r} is not a HH:MM time")
+        return v
+
+
+class StoreConfig(_Model):
+    """Who and where the store is."""
+
+    id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1)
+    timezone: str
+    opening_hours: list[OpeningHours] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{v!r} is not an IANA time zone") from exc
+        return v
+
+
+class CalibrationPair(_Model):
+    """One image pixel and the floor point (metres) it shows."""
+
+    image: Point
+    floor: Point
+
+
+class CameraConfig(_Model):
+    """One camera.
+
+    Attributes:
+        source: ``rtsp://…``, ``http(s)://…``, ``usb:N``, a video file, or
+            ``asset:vtest.avi`` (the demo video in the asset cache).
+        fps: the camera's expected frame rate.
+        resolution: ``[width, height]`` in pixels.
+        calibration: at least four image↔floor pairs on the floor plane.
+        loop: for file sources: start again at the end (a stand-in camera).
+    """
+
+    id: str = Field(pattern=_ID)
+    source: str = Field(min_length=1)
+    fps: float = Field(gt=0, le=120)
+    resolution: tuple[int, int]
+    calibration: list[CalibrationPair] = Field(min_length=4)
+    loop: bool = False
+
+    @model_validator(mode="after")
+    def _calibration_fits(self) -> CameraConfig:
+        w, h = self.resolution
+        for i, pair in enumerate(self.calibration):
+            u, v = pair.image
+            if not (0 <= u <= w and 0 <= v <= h):
+                raise ValueError(f"calibration[{i}].image {list(pair.image)} is outside {w}x{h}")
+        self.floor_mapping()
+        return self
+
+    def floor_mapping(self) -> FloorMapping:
+        """The image→floor homography fitted to this camera's calibration pairs."""
+        try:
+            return fit_homography(
+                [p.image for p in self.calibration], [p.floor for p in self.calibration]
+            )
+        except CalibrationError as exc:
+            raise ValueError(f"calibration: {exc}") from exc
+
+
+class FloorPlan(_Model):
+    """The floor plan: a rectangle in metres, origin at the top-left corner."""
+
+    width_m: float = Field(gt=0, le=1000)
+    depth_m: float = Field(gt=0, le=1000)
+    image: str | None = None
+
+
+class LineConfig(_Model):
+    """A counting line from ``a`` to ``b``; ``in_side`` says which side is inside."""
+
+    id: str = Field(pattern=_ID)
+    a: Point
+    b: Point
+    in_side: Literal["left", "right"]
+
+    @model_validator(mode="after")
+    def _has_length(self) -> LineConfig:
+        if self.a == self.b:
+            raise ValueError("a line needs two different points")
+        return self
+
+
+class ZoneConfig(_Model):
+    """A floor zone (polygon in metres)."""
+
+    id: str = Field(pattern=_ID)
+    kind: Literal["entrance", "display", "queue", "service_point", "checkout", "staff_only"]
+    polygon: list[Point] = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _has_area(self) -> ZoneConfig:
+        xs = [p[0] for p in self.polygon]
+        ys = [p[1] for p in self.polygon]
+        area = 0.5 * abs(
+            sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(self.polygon)))
+        )
+        if area <= 1e-6:
+            raise ValueError("polygon has no area")
+        return self
+
+
+class ActiveHours(_Model):
+    """When a rule may raise (local time)."""
+
+    start: str = "00:00"
+    end: str = "24:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if v != "24:00" and not _HHMM.match(v):
+            raise ValueError(f"{v!r} is not a HH:MM time")
+        return v
+
+
+class AlertRule(_Model):
+    """An alert rule (validated now, evaluated by the alert engine).
+
+    Attributes:
+        kind: what is measured.
+        target: the zone, camera or queue id it applies to (if any).
+        raise_at: the value at which the alert raises.
+        clear_at: the value at which it clears (hysteresis band).
+        min_duration_s: the condition must hold this long before raising.
+        cooldown_s: minimum time between two raises.
+    """
+
+    id: str = Field(pattern=_ID)
+    kind: Literal[
+        "queue_length",
+        "predicted_wait",
+        "density",
+        "store_occupancy",
+        "zone_occupancy_above",
+        "zone_occupancy_below",
+        "staffing_gap",
+        "customers_per_staff",
+        "camera_down",
+        "sync_lag",
+        "disk_low",
+    ]
+    target: str | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+    raise_at: float
+    clear_at: float
+    min_duration_s: float = Field(0, ge=0)
+    cooldown_s: float = Field(0, ge=0)
+    active_hours: ActiveHours = Field(default_factory=ActiveHours)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> AlertRule:
+        falling = self.kind in ("zone_occupancy_below", "disk_low")
+        if (self.clear_at <= self.raise_at) if falling else (self.clear_at >= self.raise_at):
+            way = "above" if falling else "below"
+            raise ValueError(f"clear_at must be {way} raise_at (hysteresis)")
+        return self
+
+
+class StorageConfig(_Model):
+    """Where the box keeps its SQLite file and for how long raw points live."""
+
+    db_path: str = "/var/lib/footfall/footfall.db"
+    track_retention_hours: float = Field(72, gt=0, le=24 * 365)
+
+
+class RingBufferConfig(_Model):
+    """The RAM-only frame buffer for the installer's live view."""
+
+    seconds: float = Field(10, gt=0, le=60)
+    max_mb: int = Field(64, gt=0, le=4096)
+
+
+class BoxConfig(_Model):
+    """The whole box: one file per store."""
+
+    config_version: Literal[1]
+    store: StoreConfig
+    detector: Annotated[DetectorConfig, Field(default_factory=OnnxDetectorConfig)]
+    tracker: TrackerSettings = Field(default_factory=TrackerSettings)
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=8)
+    floor_plan: FloorPlan
+    lines: list[LineConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    ring_buffer: RingBufferConfig = Field(default_factory=RingBufferConfig)
+
+    @model_validator(mode="after")
+    def _unique_and_known(self) -> BoxConfig:
+        for kind, items in (("cameras", self.cameras), ("lines", self.lines), ("zones", self.zones)):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    raise ValueError(f"{kind}: duplicate id {item.id!r}")
+                seen.add(item.id)
+        known = {c.id for c in self.cameras} | {z.id for z in self.zones}
+        for rule in self.alerts:
+            if rule.target is not None and rule.target not in known:
+                raise ValueError(f"alerts: rule {rule.id!r} targets unknown id {rule.target!r}")
+        return self
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        """The camera with this id.
+
+        Raises:
+            KeyError: no such camera.
+        """
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(f"no camera {camera_id!r} in the config")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config file."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A config file is unreadable or invalid; ``issues`` has every problem."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _line_of(root: Any, loc: Sequence[int | str]) -> int:
+    """1-based line of the deepest node of ``loc`` present in the YAML tree."""
+    node, line = root, 1
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        if isinstance(node, dict) and part in node and lc is not None:
+            line = lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if lc is not None:
+                line = lc.item(part)[0] + 1
+            node = node[part]
+        # else: a pydantic-only loc part (a union tag) or a missing key: stay here
+    return line
+
+
+def _issues(file: str, root: Any, error: ValidationError) -> Iterator[ConfigIssue]:
+    for err in error.errors(include_url=False):
+        loc = err["loc"]
+        shown = ".".join(str(p) for p in loc if not (isinstance(p, str) and p in _UNION_TAGS))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (typo?)"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        yield ConfigIssue(file, _line_of(root, loc), shown or "(top)", message)
+
+
+_UNION_TAGS = frozenset({"onnx", "ultralytics", "tensorrt"})
+
+
+def parse_config(text: str, file: str = "<config>") -> BoxConfig:
+    """Parse and validate YAML text.
+
+    Raises:
+        ConfigError: YAML syntax errors or validation errors, each with its line.
+    """
+    yaml = YAML(typ="rt")
+    try:
+        root = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError([ConfigIssue(file, line, "(yaml)", str(exc.problem))]) from exc
+    if not isinstance(root, dict):
+        raise ConfigError([ConfigIssue(file, 1, "(top)", "the file must be a YAML mapping")])
+    try:
+        return BoxConfig.model_validate(_plain(root))
+    except ValidationError as exc:
+        raise ConfigError(list(_issues(file, root, exc))) from exc
+
+
+def load_config(path: str | Path) -> BoxConfig:
+    """Read and validate a store's YAML file.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or invalid.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(p), 0, "(file)", exc.strerror or str(exc))]) from exc
+    return parse_config(text, str(p))

@@ -1,0 +1,177 @@
+"""Forward-only schema migrations.
+
+A migration is a function registered with :func:`migration` under a name that
+sorts in the order it must run (``"0001_track_points"``, ``"0002_..."``).
+:func:`migrate` applies the pending ones, each in its own ``BEGIN IMMEDIATE``
+transaction, and records them in ``_migrations``. Before touching a database
+that already holds a schema it copies it to ``<db>.bak-<first pending name>``.
+
+A migration must only execute statements on the connection it is given: no
+``executescript`` (which commits), no ``BEGIN``/``COMMIT`` of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MigrationFn = Callable[[sqlite3.Connection], None]
+
+#: All registered migrations by name. Tests may add and remove entries.
+MIGRATIONS: dict[str, MigrationFn] = {}
+
+
+class MigrationError(RuntimeError):
+    """A migration (or the backup before it) failed; its transaction was rolled back."""
+
+    def __init__(self, migration_name: str, message: str) -> None:
+        super().__init__(f"migration {migration_name!r} failed: {message}")
+        self.migration_name = migration_name
+
+
+def migration(name: str) -> Callable[[MigrationFn], MigrationFn]:
+    """Register the decorated function as the migration called ``name``.
+
+    Args:
+        name: Unique name; migrations run in the sort order of their names.
+
+    Returns:
+        A decorator that registers the function and returns it unchanged.
+
+    Raises:
+        ValueError: A migration with this name is already registered.
+    """
+
+    def register(fn: MigrationFn) -> MigrationFn:
+        if name in MIGRATIONS:
+            raise ValueError(f"migration {name!r} is already registered")
+        MIGRATIONS[name] = fn
+        return fn
+
+    return register
+
+
+def _database_file(conn: sqlite3.Connection) -> Path | None:
+    """Return the file of the ``main`` database, or None for in-memory/temp ones."""
+    for _seq, schema, filename in conn.execute("PRAGMA database_list"):
+        if schema == "main":
+            return Path(filename) if filename else None
+    return None
+
+
+def _backup(conn: sqlite3.Connection, db_file: Path, migration_name: str) -> Path:
+    """Copy the database with the online backup API to ``<db>.bak-<migration_name>``."""
+    target = db_file.with_name(f"{db_file.name}.bak-{migration_name}")
+    try:
+        with closing(sqlite3.connect(target)) as dst:
+            conn.backup(dst)
+    except sqlite3.Error as exc:
+        raise MigrationError(migration_name, f"backup of {db_file} to {target}: {exc}") from exc
+    logger.info("backed up %s to %s before migrating", db_file, target)
+    return target
+
+
+def _apply(conn: sqlite3.Connection, name: str, fn: MigrationFn) -> bool:
+    """Apply one migration in its own transaction; False if another process did it first."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        # Re-check under the write lock: a second process may have migrated meanwhile.
+        if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+            conn.execute("COMMIT")
+            return False
+        fn(conn)
+        conn.execute(
+            "INSERT INTO _migrations (name, applied_at_utc) VALUES (?, ?)",
+            (name, datetime.now(UTC).isoformat(timespec="milliseconds")),
+        )
+        conn.execute("COMMIT")
+    except Exception as exc:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                logger.exception("rollback of migration %s failed", name)
+        raise MigrationError(name, f"{type(exc).__name__}: {exc}") from exc
+    return True
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every registered migration not yet recorded in ``_migrations``.
+
+    Migrations run in name order, each in its own transaction. Running it again
+    does nothing.
+
+    Args:
+        conn: An autocommit connection (as made by :func:`local_db.connect`)
+            with no transaction open.
+
+    Returns:
+        The names of the migrations applied by this call, in order.
+
+    Raises:
+        ValueError: ``conn`` has a transaction open.
+        MigrationError: The backup or a migration failed; that migration was
+            rolled back, the ones before it stay applied.
+    """
+    if conn.in_transaction:
+        raise ValueError("migrate() needs a connection with no open transaction")
+    had_schema = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at_utc TEXT)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    unknown = sorted(applied - MIGRATIONS.keys())
+    if unknown:
+        logger.warning("database records migrations this code does not know: %s", unknown)
+    pending = sorted(MIGRATIONS.keys() - applied)
+    if not pending:
+        return []
+
+    db_file = _database_file(conn)
+    if had_schema and db_file is not None:
+        _backup(conn, db_file, pending[0])
+
+    done: list[str] = []
+    for name in pending:
+        logger.info("applying migration %s", name)
+        if _apply(conn, name, MIGRATIONS[name]):
+            done.append(name)
+    return done
+
+
+@migration("0001_track_points")
+def _m0001_track_points(conn: sqlite3.Connection) -> None:
+    """Create ``track_points`` and ``camera_events`` with their indexes."""
+    conn.execute(
+        """
+        CREATE TABLE track_points (
+            camera_id TEXT NOT NULL,
+            track_id INTEGER NOT NULL,  -- random signed 64-bit id
+            t_ms INTEGER NOT NULL,      -- UTC epoch milliseconds
+            x_m REAL NOT NULL,
+            y_m REAL NOT NULL,
+            conf REAL NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX idx_track_points_t_ms ON track_points (t_ms)")
+    conn.execute(
+        "CREATE INDEX idx_track_points_camera_track_t ON track_points (camera_id, track_id, t_ms)"
+    )
+    conn.execute(
+        """
+        CREATE TABLE camera_events (
+            camera_id TEXT NOT NULL,
+            t_ms INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('up', 'down')),
+            detail TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    conn.execute("CREATE INDEX idx_camera_events_camera_t ON camera_events (camera_id, t_ms)")

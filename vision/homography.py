@@ -1,0 +1,76 @@
+"""Image pixels → floor-plan metres, by a homography fitted to calibration pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from vision.types import FloatArray
+
+MIN_PAIRS = 4
+
+
+class CalibrationError(ValueError):
+    """The calibration points cannot define a floor mapping."""
+
+
+@dataclass(frozen=True, slots=True)
+class FloorMapping:
+    """A fitted image→floor homography.
+
+    Attributes:
+        matrix: the 3x3 homography (image pixels → floor metres).
+        reprojection_error_m: RMS distance in metres between each calibration
+            floor point and its mapped image point.
+        max_error_m: the worst calibration point.
+    """
+
+    matrix: npt.NDArray[np.float64]
+    reprojection_error_m: float
+    max_error_m: float
+
+    def to_floor(self, points_px: FloatArray) -> FloatArray:
+        """Map ``(N, 2)`` image points to ``(N, 2)`` floor metres."""
+        if len(points_px) == 0:
+            return np.zeros((0, 2), np.float32)
+        pts = np.asarray(points_px, np.float64).reshape(-1, 1, 2)
+        return cv2.perspectiveTransform(pts, self.matrix).reshape(-1, 2).astype(np.float32)
+
+    def to_image(self, points_m: FloatArray) -> FloatArray:
+        """Map ``(N, 2)`` floor metres back to image pixels."""
+        pts = np.asarray(points_m, np.float64).reshape(-1, 1, 2)
+        inv = np.linalg.inv(self.matrix)
+        return cv2.perspectiveTransform(pts, inv).reshape(-1, 2).astype(np.float32)
+
+
+def fit_homography(
+    image_points: Sequence[Sequence[float]], floor_points: Sequence[Sequence[float]]
+) -> FloorMapping:
+    """Fit the image→floor homography by least squares over all pairs.
+
+    Args:
+        image_points: ``N >= 4`` pixel coordinates ``[u, v]``.
+        floor_points: the matching floor coordinates ``[x, y]`` in metres.
+
+    Raises:
+        CalibrationError: fewer than four pairs, mismatched lengths, or points
+            in a degenerate (collinear) layout.
+    """
+    img = np.asarray(image_points, np.float64)
+    flr = np.asarray(floor_points, np.float64)
+    if img.shape != flr.shape or img.ndim != 2 or img.shape[1] != 2:
+        raise CalibrationError(
+            f"need matching [u, v] / [x, y] pairs, got {img.shape} and {flr.shape}"
+        )
+    if len(img) < MIN_PAIRS:
+        raise CalibrationError(f"need at least {MIN_PAIRS} point pairs, got {len(img)}")
+    matrix, _ = cv2.findHomography(img, flr, method=0)
+    if matrix is None or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
+        raise CalibrationError("calibration points are degenerate (collinear or repeated)")
+    mapped = cv2.perspectiveTransform(img.reshape(-1, 1, 2), matrix).reshape(-1, 2)
+    err = np.linalg.norm(mapped - flr, axis=1)
+    return FloorMapping(matrix, float(np.sqrt(np.mean(err**2))), float(err.max()))
