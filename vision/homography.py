@@ -68,7 +68,8 @@ def fit_homography(
         )
     if len(img) < MIN_PAIRS:
         raise CalibrationError(f"need at least {MIN_PAIRS} point pairs, got {len(img)}")
-    matrix, _ = cv2.findHomography(img, flr, method=0)
+    found, _ = cv2.findHomography(img, flr, method=0)
+    matrix = None if found is None else np.asarray(found, np.float64)
     if matrix is None or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
         raise CalibrationError("calibration points are degenerate (collinear or repeated)")
     mapped = cv2.perspectiveTransform(img.reshape(-1, 1, 2), matrix).reshape(-1, 2)

@@ -71,13 +71,10 @@ def _find_raw_head(graph: Any) -> str | None:
         if node.op_type != "Split":
             continue
         concat = producers.get(node.input[0])
-        if concat is None or concat.op_type != "Concat" or len(concat.input) != len(
-            (8, 16, 32)
-        ):
+        if concat is None or concat.op_type != "Concat" or len(concat.input) != len((8, 16, 32)):
             continue
         if all(
-            producers.get(i) is not None and producers[i].op_type == "Reshape"
-            for i in concat.input
+            producers.get(i) is not None and producers[i].op_type == "Reshape" for i in concat.input
         ):
             return str(node.input[0])
     return None
@@ -229,7 +226,7 @@ def _quantize(
         quantize_static(
             str(pre),
             str(out),
-            _Calibration(input_name, blobs),  # type: ignore[arg-type]
+            _Calibration(input_name, blobs),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,

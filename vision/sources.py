@@ -256,7 +256,7 @@ class FrameReader:
             queue.Empty: nothing arrived within ``timeout`` (e.g. source down).
         """
         item = self._queue.get(timeout=timeout)
-        return None if item is _END else item  # type: ignore[no-any-return]
+        return None if item is _END else item
 
     def _set_state(self, state: Literal["up", "down"], detail: str) -> None:
         if state != self.state:

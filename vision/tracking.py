@@ -94,9 +94,7 @@ class PersonTracker:
         out = self._tracker.update(sv_dets, timestamp=t_s)
         internal = np.asarray(out.tracker_id, dtype=np.int64)
         keep = internal >= 0
-        public = np.fromiter(
-            (self._public_id(int(i), t_s) for i in internal[keep]), dtype=np.int64
-        )
+        public = np.fromiter((self._public_id(int(i), t_s) for i in internal[keep]), dtype=np.int64)
         self._forget_stale(t_s)
         conf = out.confidence if out.confidence is not None else np.ones(len(out), np.float32)
         return Tracks(

@@ -66,6 +66,7 @@ class CameraWorker:
         lossless: process every frame (files) rather than the newest (live).
         on_frame: optional observer of each frame's tracks (benchmarks, evaluation).
         batch_seconds: how often points are handed to ``on_points``.
+        retry_backoff: first and maximum delay between attempts to reopen a dead source.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class CameraWorker:
         lossless: bool = False,
         on_frame: FrameObserver | None = None,
         batch_seconds: float = 1.0,
+        retry_backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self.camera_id = camera_id
         self.detector = detector
@@ -94,7 +96,11 @@ class CameraWorker:
         self._on_frame = on_frame
         self._batch_seconds = batch_seconds
         self._reader = FrameReader(
-            source, detector.prepare, self._state_changed, lossless=lossless
+            source,
+            detector.prepare,
+            self._state_changed,
+            lossless=lossless,
+            backoff=retry_backoff,
         )
 
     def _state_changed(self, state: Literal["up", "down"], detail: str) -> None:

@@ -35,7 +35,9 @@ class Letterbox:
     src_h: int
 
 
-def letterbox(image: npt.NDArray[np.uint8], input_hw: tuple[int, int]) -> tuple[FloatArray, Letterbox]:
+def letterbox(
+    image: npt.NDArray[np.uint8], input_hw: tuple[int, int]
+) -> tuple[FloatArray, Letterbox]:
     """Resize keeping the aspect ratio, pad to ``input_hw`` and make an NCHW RGB blob.
 
     Follows ultralytics' ``LetterBox(auto=False, center=True)`` so boxes match it.
@@ -49,18 +51,26 @@ def letterbox(image: npt.NDArray[np.uint8], input_hw: tuple[int, int]) -> tuple[
     """
     h, w = image.shape[:2]
     in_h, in_w = input_hw
+    resized: npt.NDArray[np.uint8] = image
     r = min(in_h / h, in_w / w)
     new_w, new_h = round(w * r), round(h * r)
     dw, dh = (in_w - new_w) / 2, (in_h - new_h) / 2
     if (new_w, new_h) != (w, h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        resized = np.asarray(
+            cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8
+        )
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
     if top or bottom or left or right:
-        image = cv2.copyMakeBorder(
-            image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
+        resized = np.asarray(
+            cv2.copyMakeBorder(
+                resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
+            ),
+            np.uint8,
         )
-    blob = cv2.dnn.blobFromImage(image, scalefactor=1 / 255.0, swapRB=True)
+    blob = np.asarray(
+        cv2.dnn.blobFromImage(resized, scalefactor=1 / 255.0, swapRB=True), np.float32
+    )
     return blob, Letterbox(r, float(left), float(top), w, h)
 
 
@@ -131,10 +141,10 @@ class YoloDecoder:
         xyxy = self._boxes(out, keep)
         # Class-agnostic NMS (OpenCV's C++ implementation, sorted by score).
         wh = xyxy[:, 2:] - xyxy[:, :2]
-        idx = cv2.dnn.NMSBoxes(
+        kept = cv2.dnn.NMSBoxes(
             np.concatenate([xyxy[:, :2], wh], axis=1).tolist(), conf.tolist(), self.conf, self.iou
         )
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)[: self.max_det]
+        idx = np.asarray(kept, dtype=np.int64).reshape(-1)[: self.max_det]
         xyxy = xyxy[idx]
         xyxy[:, [0, 2]] = (xyxy[:, [0, 2]] - lb.pad_x) / lb.scale
         xyxy[:, [1, 3]] = (xyxy[:, [1, 3]] - lb.pad_y) / lb.scale

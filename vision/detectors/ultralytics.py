@@ -59,9 +59,7 @@ class UltralyticsDetector:
             backend passes its cached engine here).
     """
 
-    def __init__(
-        self, config: DetectorSettings, device: str, weights: Path | None = None
-    ) -> None:
+    def __init__(self, config: DetectorSettings, device: str, weights: Path | None = None) -> None:
         ultralytics = import_ultralytics()
         self.config = config
         self.device = device
@@ -69,7 +67,7 @@ class UltralyticsDetector:
         self._model = ultralytics.YOLO(str(source), task="detect")
 
     def prepare(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """ultralytics does its own letterboxing: pass the frame through."""
+        """Ultralytics does its own letterboxing: pass the frame through."""
         return image
 
     def detect(self, prepared: npt.NDArray[np.uint8]) -> Detections:

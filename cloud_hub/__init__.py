@@ -1,0 +1,1 @@
+"""The central hub: ingest of store aggregates. Shares only the wire protocol with sync."""

@@ -1,0 +1,1 @@
+"""Pushing aggregate tables (never trajectories) from the box to the hub."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: the demo video, the example config, the bundled model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config import BoxConfig, load_config
+from vision.assets import AssetError, demo_video
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO / "examples" / "vtest.yaml"
+
+
+@pytest.fixture(scope="session")
+def vtest() -> Path:
+    """vtest.avi from the asset cache (``make assets`` fetches it)."""
+    try:
+        return demo_video()
+    except AssetError as exc:
+        pytest.fail(f"{exc}; `make test` fetches it, a bare pytest run must too")
+
+
+@pytest.fixture(scope="session")
+def example_config() -> BoxConfig:
+    """The shipped demo config."""
+    return load_config(EXAMPLE_CONFIG)

@@ -1,0 +1,1 @@
+"""The store dashboard (Flask + htmx). Reads aggregates only; never sees a frame."""
