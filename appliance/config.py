@@ -29,6 +29,14 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+class LocatedError(ValueError):
+    """A validation error that knows which key below the validated model it is about."""
+
+    def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -242,20 +250,23 @@ class BoxConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> BoxConfig:
-        for kind, items in (
+        groups: tuple[tuple[str, Sequence[CameraConfig | LineConfig | ZoneConfig]], ...] = (
             ("cameras", self.cameras),
             ("lines", self.lines),
             ("zones", self.zones),
-        ):
+        )
+        for kind, items in groups:
             seen: set[str] = set()
-            for item in items:
+            for i, item in enumerate(items):
                 if item.id in seen:
-                    raise ValueError(f"{kind}: duplicate id {item.id!r}")
+                    raise LocatedError((kind, i, "id"), f"duplicate id {item.id!r}")
                 seen.add(item.id)
         known = {c.id for c in self.cameras} | {z.id for z in self.zones}
-        for rule in self.alerts:
+        for i, rule in enumerate(self.alerts):
             if rule.target is not None and rule.target not in known:
-                raise ValueError(f"alerts: rule {rule.id!r} targets unknown id {rule.target!r}")
+                raise LocatedError(
+                    ("alerts", i, "target"), f"no camera or zone has the id {rule.target!r}"
+                )
         return self
 
     def camera(self, camera_id: str) -> CameraConfig:
@@ -317,9 +328,15 @@ def _line_of(root: Any, loc: Sequence[int | str]) -> int:
 
 def _issues(file: str, root: Any, error: ValidationError) -> Iterator[ConfigIssue]:
     for err in error.errors(include_url=False):
-        loc = err["loc"]
-        shown = ".".join(str(p) for p in loc if not (isinstance(p, str) and p in _UNION_TAGS))
+        loc = tuple(err["loc"])
         message = err["msg"]
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, LocatedError):
+            loc, message = loc + cause.loc, str(cause)
+        # pydantic puts the union's tag after "detector"; it is not a key in the file
+        if len(loc) > 1 and loc[0] == "detector" and loc[1] in _UNION_TAGS:
+            loc = loc[:1] + loc[2:]
+        shown = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
             message = "unknown key (typo?)"
         elif err["type"] == "missing":
@@ -340,9 +357,13 @@ def parse_config(text: str, file: str = "<config>") -> BoxConfig:
     try:
         root = yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # "while parsing a flow sequence" (context) points at the opening bracket;
+        # the problem mark is where the parser gave up, often the next line.
+        flow = str(exc.context or "").startswith("while parsing a flow")
+        mark = (exc.context_mark if flow else None) or exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise ConfigError([ConfigIssue(file, line, "(yaml)", str(exc.problem))]) from exc
+        message = "; ".join(str(m) for m in (exc.context, exc.problem) if m)
+        raise ConfigError([ConfigIssue(file, line, "(yaml)", message)]) from exc
     if not isinstance(root, dict):
         raise ConfigError([ConfigIssue(file, 1, "(top)", "the file must be a YAML mapping")])
     try:
@@ -361,5 +382,5 @@ def load_config(path: str | Path) -> BoxConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(str(p), 0, "(file)", exc.strerror or str(exc))]) from exc
+        raise ConfigError([ConfigIssue(str(p), 1, "(file)", exc.strerror or str(exc))]) from exc
     return parse_config(text, str(p))

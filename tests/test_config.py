@@ -250,18 +250,15 @@ BROKEN: dict[str, Broken] = {
     ),
 }
 
-# Reported today on the wrong line: see the reasons.
-BROKEN_XFAIL: dict[str, tuple[Broken, str]] = {
-    "duplicate-zone-id": (
-        Broken(
+# Whole-config checks, YAML context marks and keys named like the detector types.
+BROKEN.update(
+    {
+        "duplicate-zone-id": Broken(
             lambda t: edit(t, "  - id: lawn", "  - id: crossing"),
             (("zones.1.id", "- id: crossing", 2), ("zones.1", "- id: crossing", 2)),
             "duplicate",
         ),
-        "BUG: BoxConfig-level error is reported as '(top)' on line 1 (a comment)",
-    ),
-    "alert-target-names-nothing": (
-        Broken(
+        "alert-target-names-nothing": Broken(
             lambda t: edit(t, "target: crossing", "target: nowhere"),
             (
                 ("alerts.0.target", "target: nowhere", 1),
@@ -269,24 +266,17 @@ BROKEN_XFAIL: dict[str, tuple[Broken, str]] = {
             ),
             "nowhere",
         ),
-        "BUG: BoxConfig-level error is reported as '(top)' on line 1 (a comment)",
-    ),
-    "yaml-unclosed-bracket": (
-        Broken(
+        "yaml-unclosed-bracket": Broken(
             lambda t: edit(t, "resolution: [768, 576]", "resolution: [768, 576"),
             (("(yaml)", "resolution: [768, 576", 1),),
         ),
-        "BUG: reported on the line after the unclosed bracket (problem_mark, not context)",
-    ),
-    "unknown-key-named-like-a-union-tag": (
-        Broken(
+        "unknown-key-named-like-a-union-tag": Broken(
             lambda t: edit(t, "floor_plan:\n", "tensorrt: true\nfloor_plan:\n"),
             (("tensorrt", "tensorrt: true", 1),),
             "unknown key",
         ),
-        "BUG: _issues strips every loc part named onnx/ultralytics/tensorrt: path '(top)'",
-    ),
-}
+    }
+)
 
 
 def _check_broken(example_text: str, case: Broken) -> None:
@@ -302,25 +292,6 @@ def _check_broken(example_text: str, case: Broken) -> None:
 @pytest.mark.parametrize("name", sorted(BROKEN))
 def test_broken_variant_names_key_and_line(example_text: str, name: str) -> None:
     _check_broken(example_text, BROKEN[name])
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-        for name, (_, reason) in sorted(BROKEN_XFAIL.items())
-    ],
-)
-def test_broken_variant_names_key_and_line_known_bugs(example_text: str, name: str) -> None:
-    _check_broken(example_text, BROKEN_XFAIL[name][0])
-
-
-@pytest.mark.parametrize("name", sorted(BROKEN_XFAIL))
-def test_known_bug_variants_are_still_rejected(example_text: str, name: str) -> None:
-    # Whatever line they get, these variants must not pass validation.
-    case = BROKEN_XFAIL[name][0]
-    issues = issues_of(case.build(example_text))
-    assert any(case.message in i.message for i in issues), show(issues)
 
 
 def _after(anchor: str, insert: str) -> tuple[str, str]:

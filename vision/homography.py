@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import cv2
 import numpy as np
@@ -42,9 +43,29 @@ class FloorMapping:
 
     def to_image(self, points_m: FloatArray) -> FloatArray:
         """Map ``(N, 2)`` floor metres back to image pixels."""
+        if len(points_m) == 0:
+            return np.zeros((0, 2), np.float32)
         pts = np.asarray(points_m, np.float64).reshape(-1, 1, 2)
         inv = np.linalg.inv(self.matrix)
         return cv2.perspectiveTransform(pts, inv).reshape(-1, 2).astype(np.float32)
+
+
+def _has_general_quad(pts: npt.NDArray[np.float64]) -> bool:
+    """True if some four points have no three (nearly) on one line."""
+    spread = float(np.ptp(pts, axis=0).max())
+    if spread <= 0:
+        return False
+    unit = (pts - pts.min(axis=0)) / spread
+    eps = 1e-3
+
+    def collinear(a: int, b: int, c: int) -> bool:
+        (x1, y1), (x2, y2), (x3, y3) = unit[a], unit[b], unit[c]
+        return abs((x2 - x1) * (y3 - y1) - (y2 - y1) * (x3 - x1)) < eps
+
+    return any(
+        not any(collinear(*tri) for tri in combinations(quad, 3))
+        for quad in combinations(range(len(unit)), 4)
+    )
 
 
 def fit_homography(
@@ -68,6 +89,12 @@ def fit_homography(
         )
     if len(img) < MIN_PAIRS:
         raise CalibrationError(f"need at least {MIN_PAIRS} point pairs, got {len(img)}")
+    for name, pts in (("image", img), ("floor", flr)):
+        if not _has_general_quad(pts):
+            raise CalibrationError(
+                f"calibration points are degenerate: no four {name} points without three "
+                "on one line (repeated or collinear points)"
+            )
     found, _ = cv2.findHomography(img, flr, method=0)
     matrix = None if found is None else np.asarray(found, np.float64)
     if matrix is None or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
