@@ -13,8 +13,14 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from appliance.config import BoxConfig, ConfigError, load_config
+if TYPE_CHECKING:
+    from vision.sources import Frame
+    from vision.types import Tracks
+    from vision.worker import WorkerStats
+
+from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 
 logger = logging.getLogger("footfall")
 
@@ -52,35 +58,55 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_vision(args: argparse.Namespace) -> int:
     """Process one video file as fast as possible into track_points."""
+    video = Path(args.video)
+    if not video.is_file():
+        print(f"{video}: no such video file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    config: BoxConfig = args.config
+    camera = config.camera(args.camera) if args.camera else config.cameras[0]
+    start = args.start_utc if args.start_utc is not None else round(video.stat().st_mtime * 1000)
+    stats = _process_video(
+        config, camera, video, Path(args.db), start, args.mot_out, args.max_frames, args.quiet
+    )
+    print(
+        f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.points} track points, "
+        f"{len(stats.track_ids)} tracks, {stats.persons_per_frame:.2f} persons/frame → {args.db}"
+    )
+    return EXIT_OK
+
+
+def _process_video(
+    config: BoxConfig,
+    camera: CameraConfig,
+    video: Path,
+    db: Path,
+    start_utc_ms: int,
+    mot_out: str | None,
+    max_frames: int | None,
+    quiet: bool,
+) -> WorkerStats:
     from tqdm import tqdm
 
     from appliance.cameras import build_detector, build_worker
     from local_db import DbWriter
     from vision.mot_eval import MotRow, write_mot
-    from vision.sources import Frame
-    from vision.types import Tracks
 
-    config: BoxConfig = args.config
-    video = Path(args.video)
-    if not video.is_file():
-        print(f"{video}: no such video file", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    camera = config.camera(args.camera) if args.camera else config.cameras[0]
-    start = args.start_utc if args.start_utc is not None else round(video.stat().st_mtime * 1000)
     rows: list[MotRow] = []
-    total = _frame_count(video)
-    bar = tqdm(total=total, unit="frame", disable=args.quiet or None, file=sys.stderr)
+    bar = tqdm(total=_frame_count(video), unit="frame", disable=quiet or None, file=sys.stderr)
+    stop = threading.Event()
 
     def on_frame(frame: Frame, tracks: Tracks) -> None:
         bar.update(1)
-        if args.mot_out:
+        if max_frames is not None and frame.index + 1 >= max_frames:
+            stop.set()
+        if mot_out:
             for (x1, y1, x2, y2), tid, conf in zip(
                 tracks.xyxy.tolist(), tracks.track_ids.tolist(), tracks.conf.tolist(), strict=True
             ):
                 rows.append(MotRow(frame.index + 1, tid, x1, y1, x2 - x1, y2 - y1, conf))
 
     detector = build_detector(config, str(video))
-    with DbWriter(Path(args.db)) as writer:
+    with DbWriter(db) as writer:
         worker = build_worker(
             config,
             camera,
@@ -88,18 +114,14 @@ def cmd_vision(args: argparse.Namespace) -> int:
             writer.submit_points,
             writer.submit_camera_state,
             video=str(video),
-            start_utc_ms=start,
+            start_utc_ms=start_utc_ms,
             on_frame=on_frame,
         )
-        stats = worker.run(threading.Event())
+        stats = worker.run(stop)
     bar.close()
-    if args.mot_out:
-        write_mot(rows, args.mot_out)
-    print(
-        f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.points} track points, "
-        f"{len(stats.track_ids)} tracks, {stats.persons_per_frame:.2f} persons/frame → {args.db}"
-    )
-    return EXIT_OK
+    if mot_out:
+        write_mot(rows, mot_out)
+    return stats
 
 
 def _frame_count(video: Path) -> int | None:
@@ -154,20 +176,23 @@ def cmd_eval_mot(args: argparse.Namespace) -> int:
         if args.result:
             scores = evaluate_mot(args.gt, args.result, iou_threshold=args.iou)
         else:
+            video = Path(args.video)
+            if not video.is_file():
+                print(f"{video}: no such video file", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            config: BoxConfig = args.config
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "result.txt"
-                ns = argparse.Namespace(
-                    config=args.config,
-                    video=args.video,
-                    db=str(Path(tmp) / "eval.db"),
-                    camera=None,
-                    start_utc=0,
-                    mot_out=str(out),
-                    quiet=args.json,
+                _process_video(
+                    config,
+                    config.cameras[0],
+                    video,
+                    Path(tmp) / "eval.db",
+                    0,
+                    str(out),
+                    args.max_frames,
+                    args.json,
                 )
-                code = cmd_vision(ns)
-                if code:
-                    return code
                 scores = evaluate_mot(args.gt, out, iou_threshold=args.iou)
     except (MotFormatError, FileNotFoundError) as exc:
         print(f"eval-mot: {exc}", file=sys.stderr)
@@ -204,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     vision.add_argument("--camera", help="camera id whose calibration to use (default: first)")
     vision.add_argument("--start-utc", type=_parse_utc, help="UTC time of the first frame")
     vision.add_argument("--mot-out", help="also write MOTChallenge tracks (image boxes) here")
+    vision.add_argument("--max-frames", type=int, help="stop after this many frames")
     vision.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     vision.set_defaults(func=cmd_vision)
 
@@ -228,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--result", help="evaluate an existing MOTChallenge result file")
     ev.add_argument("--config", type=_config_arg, default=str(DEFAULT_CONFIG))
     ev.add_argument("--iou", type=float, default=0.5, help="match IoU threshold")
+    ev.add_argument("--max-frames", type=int, help="with --video: stop after this many frames")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval_mot)
     return parser

@@ -38,7 +38,8 @@ def iou_matrix(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.ND
 
 
 def read_frames(video: Path, indices: list[int]) -> dict[int, npt.NDArray[np.uint8]]:
-    wanted, out = set(indices), {}
+    wanted = set(indices)
+    out: dict[int, npt.NDArray[np.uint8]] = {}
     cap = cv2.VideoCapture(str(video))
     i = 0
     while len(out) < len(wanted):
@@ -46,7 +47,7 @@ def read_frames(video: Path, indices: list[int]) -> dict[int, npt.NDArray[np.uin
         if not ok:
             break
         if i in wanted:
-            out[i] = image
+            out[i] = np.asarray(image, np.uint8)
         i += 1
     cap.release()
     return out
@@ -112,7 +113,7 @@ def test_person_count_mae_against_hand_counts(full_run: FullRun) -> None:
 
 def test_track_ids_random_and_constant_within_a_track(full_run: FullRun) -> None:
     spans: dict[int, list[int]] = defaultdict(list)
-    centres: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
+    centres: dict[int, list[tuple[int, float, float, float]]] = defaultdict(list)
     for index, tracks in sorted(full_run.per_frame.items()):
         for tid, (x1, y1, x2, y2) in zip(
             tracks.track_ids.tolist(), tracks.xyxy.tolist(), strict=True
@@ -159,8 +160,8 @@ def test_int8_matches_fp32(vtest: Path, example_config: BoxConfig) -> None:
 @pytest.mark.peer
 def test_onnx_boxes_match_ultralytics(vtest: Path) -> None:
     settings = {"person_classes": [0, 1], "input_size": (480, 640), "conf": 0.25, "iou": 0.6}
-    ours = create_detector(OnnxDetectorConfig(precision="fp32", **settings))  # type: ignore[arg-type]
-    peer = create_detector(UltralyticsDetectorConfig(**settings))  # type: ignore[arg-type]
+    ours = create_detector(OnnxDetectorConfig(precision="fp32", **settings))
+    peer = create_detector(UltralyticsDetectorConfig(**settings))
     frames = read_frames(vtest, list(range(0, 795, 53)))
     matched = total = 0
     for image in frames.values():

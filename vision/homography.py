@@ -60,7 +60,7 @@ def _has_general_quad(pts: npt.NDArray[np.float64]) -> bool:
 
     def collinear(a: int, b: int, c: int) -> bool:
         (x1, y1), (x2, y2), (x3, y3) = unit[a], unit[b], unit[c]
-        return abs((x2 - x1) * (y3 - y1) - (y2 - y1) * (x3 - x1)) < eps
+        return bool(abs((x2 - x1) * (y3 - y1) - (y2 - y1) * (x3 - x1)) < eps)
 
     return any(
         not any(collinear(*tri) for tri in combinations(quad, 3))

@@ -1,0 +1,197 @@
+"""The ``footfall`` commands as an operator runs them: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.config import parse_config
+from appliance.runtime import Box
+from local_db import camera_events, connect, count_track_points
+from vision.mot_eval import read_mot
+
+from .conftest import EXAMPLE_CONFIG
+
+MOTMETRICS_DATA = Path(str(__import__("motmetrics").__file__)).parent / "data"
+
+
+def footfall(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def config_with(tmp_path: Path, source: str, *, loop: bool = False) -> Path:
+    text = EXAMPLE_CONFIG.read_text()
+    text = text.replace("source: asset:vtest.avi", f"source: {source}")
+    text = text.replace("loop: true", f"loop: {'true' if loop else 'false'}")
+    text = text.replace(
+        "db_path: ~/.cache/footfall/demo/footfall.db", f"db_path: {tmp_path}/box.db"
+    )
+    path = tmp_path / "store.yaml"
+    path.write_text(text)
+    return path
+
+
+def wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_run_stops_cleanly_on_sigterm_and_flushes(tmp_path: Path, vtest: Path) -> None:
+    cfg = config_with(tmp_path, str(vtest))
+    db = tmp_path / "box.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def has_rows() -> bool:
+            if not db.exists():
+                return False
+            conn = connect(db, readonly=True)
+            try:
+                return count_track_points(conn) > 20
+            finally:
+                conn.close()
+
+        wait_for(has_rows, 120, "track points from `footfall run`")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "signal SIGTERM: stopping" in err
+    conn = connect(db, readonly=True)
+    rows = conn.execute("SELECT count(*), max(t_ms) - min(t_ms) FROM track_points").fetchone()
+    # realtime pacing: ~10 frames/s of wall time, timestamps on the wall clock
+    assert rows[0] > 20 and 0 < rows[1] < 120_000
+    assert [e[2] for e in camera_events(conn)] == ["up"]
+    conn.close()
+
+
+def test_dead_source_marks_camera_down_and_recovers(tmp_path: Path, vtest: Path) -> None:
+    missing = tmp_path / "camera.avi"
+    config = parse_config(config_with(tmp_path, str(missing)).read_text())
+    box = Box(config, tmp_path / "box.db")
+    box.start()
+    try:
+
+        def states() -> list[str]:
+            conn = connect(tmp_path / "box.db", readonly=True)
+            try:
+                return [e[2] for e in camera_events(conn)]
+            finally:
+                conn.close()
+
+        box.writer.flush()
+        wait_for(lambda: states() == ["down"], 20, "the camera to be marked down")
+        assert all(t.is_alive() for t in box._threads), "worker must keep going"
+        missing.symlink_to(vtest)  # the camera comes back
+        wait_for(lambda: states() == ["down", "up"], 30, "the camera to come back up")
+
+        def points() -> int:
+            conn = connect(tmp_path / "box.db", readonly=True)
+            try:
+                return count_track_points(conn)
+            finally:
+                conn.close()
+
+        wait_for(lambda: points() > 0, 60, "points after recovery")
+    finally:
+        box.stop()
+    assert box.writer.last_error is None
+
+
+def test_vision_writes_points_and_mot_output(tmp_path: Path, vtest: Path) -> None:
+    db, mot = tmp_path / "v.db", tmp_path / "mot.txt"
+    result = footfall(
+        "vision", "--config", str(EXAMPLE_CONFIG), "--video", str(vtest), "--db", str(db),
+        "--start-utc", "2026-11-25T10:00:00Z", "--max-frames", "40", "--mot-out", str(mot), "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "40 frames" in result.stdout
+    conn = connect(db, readonly=True)
+    t0 = conn.execute("SELECT min(t_ms) FROM track_points").fetchone()[0]
+    n = count_track_points(conn)
+    conn.close()
+    assert t0 >= 1_764_064_800_000 and n > 50
+    assert len(read_mot(mot)) == n  # one MOT box per stored floor point
+
+
+def test_bad_config_exits_2_naming_the_line(tmp_path: Path, vtest: Path) -> None:
+    cfg = config_with(tmp_path, str(vtest))
+    text = cfg.read_text().replace("  timezone: Europe/London", "  timezone: Europe/Lundon")
+    cfg.write_text(text)
+    line = text.splitlines().index("  timezone: Europe/Lundon") + 1
+    for args in (("config", "check", str(cfg)), ("run", "--config", str(cfg))):
+        result = footfall(*args)
+        assert result.returncode == 2
+        assert f"{cfg}:{line}: store.timezone:" in result.stderr
+
+
+def test_eval_mot_on_the_files_py_motmetrics_ships() -> None:
+    # reference values: py-motmetrics' own tests (motmetrics/tests/test_metrics.py)
+    expected = {"TUD-Campus": (0.526462, 0.557659), "TUD-Stadtmitte": (0.564014, 0.644619)}
+    for seq, (mota, idf1) in expected.items():
+        result = footfall(
+            "eval-mot", "--gt", str(MOTMETRICS_DATA / seq / "gt.txt"),
+            "--result", str(MOTMETRICS_DATA / seq / "test.txt"), "--json",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        scores = json.loads(result.stdout)
+        assert scores["mota"] == pytest.approx(mota, abs=1e-6)
+        assert scores["idf1"] == pytest.approx(idf1, abs=1e-6)
+        assert 0 < scores["hota"] < 1
+
+
+def test_eval_mot_runs_our_tracker_on_a_video(tmp_path: Path, vtest: Path) -> None:
+    gt = tmp_path / "gt.txt"
+    made = footfall(
+        "vision", "--config", str(EXAMPLE_CONFIG), "--video", str(vtest), "--db",
+        str(tmp_path / "a.db"), "--max-frames", "30", "--mot-out", str(gt), "-q",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    result = footfall(
+        "eval-mot", "--gt", str(gt), "--video", str(vtest), "--max-frames", "30", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    # the same deterministic pipeline against its own output: ids differ (random), boxes match
+    assert scores["mota"] == pytest.approx(1.0) and scores["idf1"] == pytest.approx(1.0)
+    assert scores["num_pred_ids"] == scores["num_gt_ids"] > 3
+
+
+def test_eval_mot_rejects_a_malformed_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1,1,10,10,5,5,1,-1,-1,-1\n2,1,ten,10,5,5,1,-1,-1,-1\n")
+    result = footfall("eval-mot", "--gt", str(bad), "--result", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:2" in result.stderr
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "footfall"
+    assert exe.exists()
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    for cmd in ("config", "vision", "run", "bench", "eval-mot"):
+        assert cmd in out.stdout
+    assert os.access(exe, os.X_OK)
