@@ -8,6 +8,8 @@ the ratio is taken against the faster of the two.
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import os
 import platform
@@ -15,8 +17,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from appliance.cameras import build_detector, build_worker
 from appliance.config import BoxConfig
@@ -29,15 +32,46 @@ from vision.types import Tracks
 logger = logging.getLogger(__name__)
 
 
+HAND_COUNTS = Path(__file__).resolve().parent.parent / "tests/fixtures/vtest_person_counts.json"
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """One contender's numbers."""
+    """One contender's numbers.
+
+    Attributes:
+        counts: persons reported in each frame (0-based frame index).
+    """
 
     name: str
     frames: int
     seconds: float
     persons_per_frame: float
     unique_tracks: int
+    counts: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def hand_count_mae(self) -> float | None:
+        """Mean absolute error against the hand-counted frames of vtest.avi, if available."""
+        if not HAND_COUNTS.is_file():
+            return None
+        truth = json.loads(HAND_COUNTS.read_text())["counts"]
+        seen = [(int(f), n) for f, n in truth.items() if int(f) < self.frames]
+        if not seen:
+            return None
+        return float(sum(abs(self.counts.get(f, 0) - int(n)) for f, n in seen) / len(seen))
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready numbers of this run."""
+        mae = self.hand_count_mae()
+        return {
+            "name": self.name,
+            "frames": self.frames,
+            "seconds": round(self.seconds, 2),
+            "fps": round(self.fps, 2),
+            "persons_per_frame": round(self.persons_per_frame, 3),
+            "unique_tracks": self.unique_tracks,
+            "hand_count_mae": None if mae is None else round(mae, 3),
+        }
 
     @property
     def fps(self) -> float:
@@ -50,7 +84,10 @@ def run_ours(config: BoxConfig, video: Path, max_frames: int | None = None) -> R
     detector = build_detector(config, str(video))  # prepared and cached before timing
     stop = threading.Event()
 
-    def limit(frame: Frame, _tracks: Tracks) -> None:
+    counts: dict[int, int] = {}
+
+    def limit(frame: Frame, tracks: Tracks) -> None:
+        counts[frame.index] = len(tracks)
         if max_frames is not None and frame.index + 1 >= max_frames:
             stop.set()
 
@@ -68,7 +105,12 @@ def run_ours(config: BoxConfig, video: Path, max_frames: int | None = None) -> R
         stats = worker.run(stop)
         writer.flush()
     return RunResult(
-        "footfall", stats.frames, stats.seconds, stats.persons_per_frame, len(stats.track_ids)
+        "footfall",
+        stats.frames,
+        stats.seconds,
+        stats.persons_per_frame,
+        len(stats.track_ids),
+        counts,
     )
 
 
@@ -93,28 +135,37 @@ def run_peer(
     import_ultralytics()
     import torch
 
-    default_threads = torch.get_num_threads()
+    torch_utils: Any = importlib.import_module("ultralytics.utils.torch_utils")
+
+    # ultralytics' select_device() resets torch to its NUM_THREADS (cores - 1) when the
+    # predictor starts, so a plain torch.set_num_threads() beforehand is undone.
+    default_threads, default_yolo = torch.get_num_threads(), torch_utils.NUM_THREADS
     if threads is not None:
         torch.set_num_threads(threads)
+        torch_utils.NUM_THREADS = threads
     frames = persons = 0
     ids: set[int] = set()
+    counts: dict[int, int] = {}
     model = resolve_model(config.detector.model, ".pt")
     imgsz = max(config.detector.input_size)
     try:
         started = time.perf_counter()
         for result in _peer_frames(model, video, imgsz, None):
             boxes = result.boxes  # type: ignore[attr-defined]
-            if boxes is not None and boxes.id is not None:
-                persons += len(boxes.id)
+            tracked = 0 if boxes is None or boxes.id is None else len(boxes.id)
+            if tracked:
                 ids.update(int(i) for i in boxes.id.tolist())
+            counts[frames] = tracked
+            persons += tracked
             frames += 1
             if max_frames is not None and frames >= max_frames:
                 break
         seconds = time.perf_counter() - started
     finally:
         torch.set_num_threads(default_threads)
+        torch_utils.NUM_THREADS = default_yolo
     name = "ultralytics (stock threads)" if threads is None else f"ultralytics ({threads} threads)"
-    return RunResult(name, frames, seconds, persons / max(frames, 1), len(ids))
+    return RunResult(name, frames, seconds, persons / max(frames, 1), len(ids), counts)
 
 
 def machine() -> str:
@@ -140,7 +191,9 @@ def bench_vision(
         "peer_persons_per_frame": round(peer.persons_per_frame, 3),
         "ours_tracks": ours.unique_tracks,
         "peer_tracks": peer.unique_tracks,
-        "runs": [asdict(r) | {"fps": round(r.fps, 2)} for r in (ours, stock, tuned)],
+        "ours_hand_count_mae": ours.summary()["hand_count_mae"],
+        "peer_hand_count_mae": peer.summary()["hand_count_mae"],
+        "runs": [r.summary() for r in (ours, stock, tuned)],
         "machine": machine(),
         "video": str(video),
         "input_size": list(config.detector.input_size),

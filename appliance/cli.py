@@ -156,11 +156,12 @@ def cmd_bench_vision(args: argparse.Namespace) -> int:
     print(
         f"footfall bench vision — {result['video']} at {result['input_size']}, {result['machine']}"
     )
-    print(f"{'run':<30} {'fps':>7} {'persons/frame':>14} {'tracks':>7}")
+    print(f"{'run':<30} {'fps':>7} {'persons/frame':>14} {'tracks':>7} {'MAE vs hand':>12}")
     for run in result["runs"]:  # type: ignore[attr-defined]
+        mae = "n/a" if run["hand_count_mae"] is None else f"{run['hand_count_mae']:.2f}"
         print(
             f"{run['name']:<30} {run['fps']:>7.2f} {run['persons_per_frame']:>14.2f} "
-            f"{run['unique_tracks']:>7}"
+            f"{run['unique_tracks']:>7} {mae:>12}"
         )
     print(f"ratio (ours / faster peer): {result['ratio']}x")
     return EXIT_OK

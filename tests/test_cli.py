@@ -195,3 +195,14 @@ def test_console_script_is_installed() -> None:
     for cmd in ("config", "vision", "run", "bench", "eval-mot"):
         assert cmd in out.stdout
     assert os.access(exe, os.X_OK)
+
+
+@pytest.mark.peer
+def test_bench_vision_json_has_the_documented_keys(vtest: Path) -> None:
+    result = footfall("bench", "vision", "--frames", "12", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    keys = {"ours_fps", "peer_fps", "ratio", "ours_persons_per_frame", "peer_persons_per_frame"}
+    assert keys | {"ours_tracks", "peer_tracks"} <= data.keys()
+    assert [r["frames"] for r in data["runs"]] == [12, 12, 12]
+    assert data["ratio"] == pytest.approx(data["ours_fps"] / data["peer_fps"], rel=0.02)
