@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.cameras import build_detector, build_worker
+from appliance.cameras import build_detector, process_file
 from appliance.config import BoxConfig
-from local_db import DbWriter
 from vision.assets import resolve_model
 from vision.detectors.ultralytics import import_ultralytics
 from vision.sources import Frame
@@ -91,19 +90,17 @@ def run_ours(config: BoxConfig, video: Path, max_frames: int | None = None) -> R
         if max_frames is not None and frame.index + 1 >= max_frames:
             stop.set()
 
-    with tempfile.TemporaryDirectory() as tmp, DbWriter(Path(tmp) / "bench.db") as writer:
-        worker = build_worker(
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = process_file(
             config,
             config.cameras[0],
             detector,
-            writer.submit_points,
-            writer.submit_camera_state,
-            video=str(video),
-            start_utc_ms=0,
+            str(video),
+            Path(tmp) / "bench.db",
+            0,
             on_frame=limit,
+            stop=stop,
         )
-        stats = worker.run(stop)
-        writer.flush()
     return RunResult(
         "footfall",
         stats.frames,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,12 +11,13 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.config import BoxConfig, CameraConfig
+from local_db import DbWriter
 from vision.assets import cache_dir
 from vision.detectors import Detector, OnnxDetectorConfig, create_detector
 from vision.ring_buffer import FrameRingBuffer
 from vision.sources import SourceError, open_source
 from vision.tracking import PersonTracker
-from vision.worker import CameraWorker, FrameObserver, PointSink, StateSink
+from vision.worker import CameraWorker, FrameObserver, PointSink, StateSink, WorkerStats
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +120,43 @@ def build_worker(
         on_frame=on_frame,
         retry_backoff=retry_backoff,
     )
+
+
+def process_file(
+    config: BoxConfig,
+    camera: CameraConfig,
+    detector: Detector,
+    video: str,
+    db: Path,
+    start_utc_ms: int,
+    *,
+    on_frame: FrameObserver | None = None,
+    stop: threading.Event | None = None,
+) -> WorkerStats:
+    """Run one camera's pipeline over a video file into a SQLite file, every frame.
+
+    Args:
+        config: the box config.
+        camera: whose calibration maps the points.
+        detector: the detector to use.
+        video: the file.
+        db: the SQLite file to write (created and migrated if new).
+        start_utc_ms: UTC time of the first frame (video time after it).
+        on_frame: per-frame observer.
+        stop: set it to end early.
+
+    Returns:
+        The worker's counters, once every point is committed.
+    """
+    with DbWriter(db) as writer:
+        worker = build_worker(
+            config,
+            camera,
+            detector,
+            writer.submit_points,
+            writer.submit_camera_state,
+            video=video,
+            start_utc_ms=start_utc_ms,
+            on_frame=on_frame,
+        )
+        return worker.run(stop or threading.Event())

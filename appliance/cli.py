@@ -87,8 +87,7 @@ def _process_video(
 ) -> WorkerStats:
     from tqdm import tqdm
 
-    from appliance.cameras import build_detector, build_worker
-    from local_db import DbWriter
+    from appliance.cameras import build_detector, process_file
     from vision.mot_eval import MotRow, write_mot
 
     rows: list[MotRow] = []
@@ -106,18 +105,9 @@ def _process_video(
                 rows.append(MotRow(frame.index + 1, tid, x1, y1, x2 - x1, y2 - y1, conf))
 
     detector = build_detector(config, str(video))
-    with DbWriter(db) as writer:
-        worker = build_worker(
-            config,
-            camera,
-            detector,
-            writer.submit_points,
-            writer.submit_camera_state,
-            video=str(video),
-            start_utc_ms=start_utc_ms,
-            on_frame=on_frame,
-        )
-        stats = worker.run(stop)
+    stats = process_file(
+        config, camera, detector, str(video), db, start_utc_ms, on_frame=on_frame, stop=stop
+    )
     bar.close()
     if mot_out:
         write_mot(rows, mot_out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -30,13 +31,13 @@ def test_makefile_has_the_readme_targets_and_ci_runs_them() -> None:
 def test_every_cli_command_is_documented() -> None:
     parser = build_parser()
     commands: list[str] = []
-    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
-        for name, sub in action.choices.items():
-            nested = [a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction"]
-            if nested:
-                commands += [f"footfall {name} {n}" for n in nested[0].choices]
-            else:
-                commands.append(f"footfall {name}")
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in subparsers[0].choices.items():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            commands += [f"footfall {name} {n}" for n in nested[0].choices]
+        else:
+            commands.append(f"footfall {name}")
     assert len(commands) >= 5
     missing = [c for c in commands if c not in README]
     assert missing == [], f"undocumented commands: {missing}"

@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from appliance.cameras import build_detector, build_worker
+from appliance.cameras import build_detector, process_file
 from appliance.config import BoxConfig
-from local_db import DbWriter, camera_events, connect, count_track_points, read_track_points
+from local_db import camera_events, connect, count_track_points, read_track_points
 from vision.detectors import OnnxDetectorConfig, UltralyticsDetectorConfig, create_detector
 from vision.sources import Frame
 from vision.types import Tracks
@@ -71,18 +71,11 @@ def full_run(
         run.per_frame[frame.index] = tracks
 
     detector = build_detector(example_config, str(vtest))
-    with DbWriter(run.db) as writer:
-        worker = build_worker(
-            example_config,
-            example_config.cameras[0],
-            detector,
-            writer.submit_points,
-            writer.submit_camera_state,
-            video=str(vtest),
-            start_utc_ms=START_UTC_MS,
-            on_frame=on_frame,
-        )
-        run.frames = worker.run(threading.Event()).frames
+    camera = example_config.cameras[0]
+    stats = process_file(
+        example_config, camera, detector, str(vtest), run.db, START_UTC_MS, on_frame=on_frame
+    )
+    run.frames = stats.frames
     return run
 
 
@@ -216,18 +209,17 @@ def test_a_run_writes_nothing_but_sqlite(
 
     recording.set()
     try:
-        with DbWriter(db) as writer:
-            worker = build_worker(
-                example_config,
-                example_config.cameras[0],
-                detector,
-                writer.submit_points,
-                writer.submit_camera_state,
-                video=str(vtest),
-                start_utc_ms=START_UTC_MS,
-                on_frame=limit,
-            )
-            worker.run(stop)
+        camera = example_config.cameras[0]
+        process_file(
+            example_config,
+            camera,
+            detector,
+            str(vtest),
+            db,
+            START_UTC_MS,
+            on_frame=limit,
+            stop=stop,
+        )
     finally:
         recording.clear()
     assert opened == [], f"files opened for writing from Python: {opened}"
