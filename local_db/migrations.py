@@ -175,3 +175,47 @@ def _m0001_track_points(conn: sqlite3.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX idx_camera_events_camera_t ON camera_events (camera_id, t_ms)")
+
+
+@migration("0002_aggregates")
+def _m0002_aggregates(conn: sqlite3.Connection) -> None:
+    """Aggregate tables keyed by (store_id, bucket_ms, dimensions): resends are upserts."""
+    for ddl in (
+        """CREATE TABLE agg_windows (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+            computed_at_ms INTEGER NOT NULL,
+            coverage REAL NOT NULL,          -- fraction of camera-time that was up
+            status TEXT NOT NULL CHECK (status IN ('complete', 'partial', 'missing')),
+            customers INTEGER NOT NULL, staff INTEGER NOT NULL,
+            PRIMARY KEY (store_id, bucket_ms)) WITHOUT ROWID""",
+        """CREATE TABLE agg_footfall (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL, line_id TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')), count INTEGER NOT NULL,
+            PRIMARY KEY (store_id, bucket_ms, line_id, direction)) WITHOUT ROWID""",
+        """CREATE TABLE agg_occupancy (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+            zone_id TEXT NOT NULL,           -- '' is the whole store
+            mean REAL NOT NULL, max INTEGER NOT NULL,
+            PRIMARY KEY (store_id, bucket_ms, zone_id)) WITHOUT ROWID""",
+        """CREATE TABLE agg_dwell (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL, zone_id TEXT NOT NULL,
+            visits INTEGER NOT NULL, total_s REAL NOT NULL,
+            p10_s REAL, p50_s REAL, p90_s REAL,
+            hist TEXT NOT NULL,              -- JSON counts per DWELL_BINS_S bin
+            PRIMARY KEY (store_id, bucket_ms, zone_id)) WITHOUT ROWID""",
+        """CREATE TABLE agg_queue (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL, zone_id TEXT NOT NULL,
+            joined INTEGER NOT NULL, served INTEGER NOT NULL, abandoned INTEGER NOT NULL,
+            wait_total_s REAL NOT NULL, mean_wait_s REAL, p90_wait_s REAL,
+            mean_len REAL NOT NULL, max_len INTEGER NOT NULL, predicted_mae_s REAL,
+            PRIMARY KEY (store_id, bucket_ms, zone_id)) WITHOUT ROWID""",
+        """CREATE TABLE agg_transitions (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+            from_zone TEXT NOT NULL, to_zone TEXT NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY (store_id, bucket_ms, from_zone, to_zone)) WITHOUT ROWID""",
+        """CREATE TABLE agg_heatmap (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+            cell_x INTEGER NOT NULL, cell_y INTEGER NOT NULL, person_s REAL NOT NULL,
+            PRIMARY KEY (store_id, bucket_ms, cell_x, cell_y)) WITHOUT ROWID""",
+    ):
+        conn.execute(ddl)

@@ -1,0 +1,364 @@
+"""The analytics engine: closed 5-minute windows of track points → aggregate rows.
+
+``analyze_range`` is idempotent: for each 5-minute bucket in the range it deletes
+that bucket's aggregate rows and writes them anew in one transaction, so a
+recompute (late points, a crash mid-write, a restart) yields the same rows and
+never double counts. Points are read with a lookback so visits and queues that
+began before the range are complete; each event is attributed to one bucket by
+one time (crossing time, visit exit, queue join, next-zone entry).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from appliance.analytics.fusion import FusionSettings, fuse
+from appliance.analytics.geometry import inside
+from appliance.analytics.metrics import (
+    MetricSettings,
+    heatmap,
+    line_crossings,
+    occupancy_series,
+    predicted_waits,
+    queue_events,
+    zone_visits,
+)
+from appliance.config import BoxConfig, ZoneConfig
+
+logger = logging.getLogger(__name__)
+
+BUCKET_MS = 5 * 60 * 1000
+LOOKBACK_MS = 30 * 60 * 1000
+LOOKAHEAD_MS = 60 * 1000
+DWELL_BINS_S = (0, 10, 30, 60, 120, 300, 600, 1800)
+STAFF_SHARE = 0.5
+
+
+@dataclass
+class WindowTables:
+    """Aggregate rows for a range of buckets (one DataFrame per table)."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    customers: pd.DataFrame = field(default_factory=pd.DataFrame)  # fused, staff removed
+    visits: pd.DataFrame = field(default_factory=pd.DataFrame)
+    queue_events: dict[str, pd.DataFrame] = field(default_factory=dict)
+    crossings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    staff_people: int = 0
+
+
+def buckets(t0_ms: int, t1_ms: int) -> Iterator[int]:
+    """Starts of the 5-minute buckets covering [t0, t1)."""
+    start = t0_ms - t0_ms % BUCKET_MS
+    yield from range(start, t1_ms, BUCKET_MS)
+
+
+def _bucket(t_ms: pd.Series) -> pd.Series:
+    return (t_ms // BUCKET_MS) * BUCKET_MS
+
+
+def split_staff(fused: pd.DataFrame, staff_zones: list[ZoneConfig]) -> tuple[pd.DataFrame, int]:
+    """Drop staff: people who start in, or mostly stay in, ``staff_only`` zones.
+
+    Returns:
+        The customers' points and the number of staff people found.
+    """
+    if fused.empty or not staff_zones:
+        return fused, 0
+    x, y = fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float)
+    in_staff = np.zeros(len(fused), bool)
+    for zone in staff_zones:
+        in_staff |= inside(zone.polygon, x, y)
+    by = pd.Series(in_staff).groupby(fused["person"].to_numpy())
+    staff = by.first() | (by.mean() >= STAFF_SHARE)
+    staff_ids = staff.index[staff.to_numpy()]
+    return fused[~fused["person"].isin(staff_ids)], len(staff_ids)
+
+
+def compute(
+    points: pd.DataFrame,
+    config: BoxConfig,
+    t0_ms: int,
+    t1_ms: int,
+    *,
+    fusion: FusionSettings | None = None,
+    settings: MetricSettings | None = None,
+) -> WindowTables:
+    """All metrics for the buckets of [t0, t1) from the points given (pure function).
+
+    Args:
+        points: ``camera_id, track_id, t_ms, x_m, y_m`` covering [t0 - lookback, t1 + lookahead).
+        config: the store config (zones, lines, floor plan).
+        t0_ms: first bucket start (aligned to 5 minutes).
+        t1_ms: end of the last bucket.
+        fusion: cross-camera fusion thresholds.
+        settings: metric definitions.
+    """
+    s = settings or MetricSettings()
+    out = WindowTables()
+    fused = fuse(points, fusion)
+    staff_zones = [z for z in config.zones if z.kind == "staff_only"]
+    customers, out.staff_people = split_staff(fused, staff_zones)
+    out.customers = customers
+    store = config.store.id
+
+    def in_range(t: pd.Series) -> pd.Series:
+        return (t >= t0_ms) & (t < t1_ms)
+
+    # footfall per line and direction, by crossing time
+    crossings = pd.concat(
+        [line_crossings(customers, ln.id, ln.a, ln.b, ln.in_side, s) for ln in config.lines]
+        or [pd.DataFrame(columns=["person", "t_ms", "line_id", "direction"])],
+        ignore_index=True,
+    )
+    out.crossings = crossings
+    c = crossings[in_range(crossings["t_ms"])]
+    out.tables["agg_footfall"] = (
+        c.assign(bucket_ms=_bucket(c["t_ms"]))
+        .groupby(["bucket_ms", "line_id", "direction"])
+        .size()
+        .rename("count")
+        .reset_index()
+    )
+
+    # zone visits and dwell, by exit time
+    visit_zones = [z for z in config.zones if z.kind != "staff_only"]
+    visits = pd.concat(
+        [zone_visits(customers, z.id, z.polygon, s) for z in visit_zones]
+        or [pd.DataFrame(columns=["person", "zone_id", "enter_ms", "exit_ms", "dwell_s"])],
+        ignore_index=True,
+    )
+    out.visits = visits
+    v = visits[in_range(visits["exit_ms"])]
+    out.tables["agg_dwell"] = _dwell_table(v)
+
+    # occupancy per zone and store, 1 s ticks averaged per bucket
+    occ_rows = []
+    for zone_id, polygon in [("", None)] + [(z.id, z.polygon) for z in visit_zones]:
+        series = occupancy_series(customers, polygon, t0_ms, t1_ms)
+        per = series.groupby((series.index // BUCKET_MS) * BUCKET_MS).agg(["mean", "max"])
+        occ_rows.append(per.assign(zone_id=zone_id).rename_axis("bucket_ms").reset_index())
+    out.tables["agg_occupancy"] = pd.concat(occ_rows, ignore_index=True)
+
+    # queues, by join time
+    out.tables["agg_queue"] = _queue_table(customers, config, t0_ms, t1_ms, s, out)
+
+    # transitions, by the entry time of the next zone
+    tr_rows = []
+    if not visits.empty:
+        ordered = visits.sort_values(["person", "enter_ms"])
+        nxt_zone = ordered.groupby("person")["zone_id"].shift(-1)
+        nxt_enter = ordered.groupby("person")["enter_ms"].shift(-1)
+        pairs = pd.DataFrame(
+            {"from_zone": ordered["zone_id"], "to_zone": nxt_zone, "t": nxt_enter}
+        ).dropna()
+        pairs = pairs[(pairs["from_zone"] != pairs["to_zone"]) & in_range(pairs["t"])]
+        tr_rows.append(
+            pairs.assign(bucket_ms=_bucket(pairs["t"].astype(np.int64)))
+            .groupby(["bucket_ms", "from_zone", "to_zone"])
+            .size()
+            .rename("count")
+            .reset_index()
+        )
+    out.tables["agg_transitions"] = (
+        tr_rows[0]
+        if tr_rows
+        else pd.DataFrame(columns=["bucket_ms", "from_zone", "to_zone", "count"])
+    )
+
+    # heatmaps per bucket
+    hm_rows = []
+    for b in buckets(t0_ms, t1_ms):
+        part = customers[(customers["t_ms"] >= b) & (customers["t_ms"] < b + BUCKET_MS)]
+        grid = heatmap(part, config.floor_plan.width_m, config.floor_plan.depth_m, s)
+        ys, xs = np.nonzero(grid)
+        hm_rows.append(
+            pd.DataFrame({"bucket_ms": b, "cell_x": xs, "cell_y": ys, "person_s": grid[ys, xs]})
+        )
+    out.tables["agg_heatmap"] = pd.concat(hm_rows, ignore_index=True) if hm_rows else pd.DataFrame()
+
+    for df in out.tables.values():
+        df.insert(0, "store_id", store)
+    return out
+
+
+def _dwell_table(v: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (bucket, zone), grp in v.assign(bucket_ms=_bucket(v["exit_ms"])).groupby(
+        ["bucket_ms", "zone_id"]
+    ):
+        d = grp["dwell_s"].to_numpy(float)
+        hist, _ = np.histogram(d, bins=[*DWELL_BINS_S, np.inf])
+        p10, p50, p90 = np.percentile(d, [10, 50, 90])
+        rows.append(
+            (bucket, zone, len(d), float(d.sum()), p10, p50, p90, json.dumps(hist.tolist()))
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["bucket_ms", "zone_id", "visits", "total_s", "p10_s", "p50_s", "p90_s", "hist"],
+    )
+
+
+def _queue_table(
+    customers: pd.DataFrame,
+    config: BoxConfig,
+    t0_ms: int,
+    t1_ms: int,
+    s: MetricSettings,
+    out: WindowTables,
+) -> pd.DataFrame:
+    service = [z for z in config.zones if z.kind == "service_point"]
+    rows = []
+    for q in (z for z in config.zones if z.kind == "queue"):
+        if not service:
+            break
+        # the service point nearest to the queue
+        qc = np.mean(np.asarray(q.polygon), axis=0)
+        sp = min(
+            service,
+            key=lambda z: float(np.linalg.norm(np.mean(np.asarray(z.polygon), axis=0) - qc)),
+        )
+        ev = queue_events(customers, q.polygon, sp.polygon, s)
+        length = occupancy_series(customers, q.polygon, t0_ms - LOOKBACK_MS, t1_ms)
+        ev["predicted_s"] = predicted_waits(ev, length) if not ev.empty else pd.Series(dtype=float)
+        out.queue_events[q.id] = ev
+        ev = ev[(ev["join_ms"] >= t0_ms) & (ev["join_ms"] < t1_ms)]
+        length = length[(length.index >= t0_ms)]
+        for b in buckets(t0_ms, t1_ms):
+            e = ev[(ev["join_ms"] >= b) & (ev["join_ms"] < b + BUCKET_MS)]
+            ln = length[(length.index >= b) & (length.index < b + BUCKET_MS)]
+            waits = e["wait_s"].dropna().to_numpy(float)
+            err = (e["predicted_s"] - e["wait_s"]).abs().dropna()
+            rows.append(
+                (
+                    b,
+                    q.id,
+                    len(e),
+                    int((~e["abandoned"]).sum()),
+                    int(e["abandoned"].sum()),
+                    float(waits.sum()),
+                    float(waits.mean()) if len(waits) else None,
+                    float(np.percentile(waits, 90)) if len(waits) else None,
+                    float(ln.mean()) if len(ln) else 0.0,
+                    int(ln.max()) if len(ln) else 0,
+                    float(err.mean()) if len(err) else None,
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "bucket_ms",
+            "zone_id",
+            "joined",
+            "served",
+            "abandoned",
+            "wait_total_s",
+            "mean_wait_s",
+            "p90_wait_s",
+            "mean_len",
+            "max_len",
+            "predicted_mae_s",
+        ],
+    )
+
+
+def load_points(conn: sqlite3.Connection, t0_ms: int, t1_ms: int) -> pd.DataFrame:
+    """Track points in [t0, t1) as a DataFrame."""
+    return pd.read_sql_query(
+        "SELECT camera_id, track_id, t_ms, x_m, y_m FROM track_points "
+        "WHERE t_ms >= ? AND t_ms < ? ORDER BY t_ms",
+        conn,
+        params=(t0_ms, t1_ms),
+    )
+
+
+def coverage(conn: sqlite3.Connection, config: BoxConfig, b: int) -> float:
+    """Fraction of camera-time in bucket ``b`` that cameras were up (1.0 without events)."""
+    total = 0.0
+    for cam in config.cameras:
+        events = conn.execute(
+            "SELECT t_ms, state FROM camera_events WHERE camera_id = ? AND t_ms < ? ORDER BY t_ms",
+            (cam.id, b + BUCKET_MS),
+        ).fetchall()
+        if not events:
+            total += 1.0
+            continue
+        up_ms, state, t = 0, None, b
+        for t_ev, st in events:
+            if t_ev > b and state == "up":
+                up_ms += t_ev - max(t, b)
+            t, state = max(t_ev, b), st
+        if state == "up":
+            up_ms += b + BUCKET_MS - t
+        total += up_ms / BUCKET_MS
+    return total / len(config.cameras)
+
+
+def write_tables(
+    conn: sqlite3.Connection, config: BoxConfig, t0_ms: int, t1_ms: int, result: WindowTables
+) -> None:
+    """Replace the buckets of [t0, t1) with ``result`` in one transaction."""
+    store = config.store.id
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table in ("agg_windows", *result.tables):
+            conn.execute(
+                f"DELETE FROM {table} WHERE store_id = ? AND bucket_ms >= ? AND bucket_ms < ?",
+                (store, t0_ms, t1_ms),
+            )
+        for table, df in result.tables.items():
+            if df.empty:
+                continue
+            cols = list(df.columns)
+            marks = ", ".join("?" for _ in cols)
+            rows = [
+                tuple(None if (isinstance(x, float) and np.isnan(x)) else _plain(x) for x in r)
+                for r in df.itertuples(index=False)
+            ]
+            conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows)
+        people = result.customers.assign(bucket_ms=_bucket(result.customers["t_ms"]))
+        per_bucket = (
+            people.groupby("bucket_ms")["person"].nunique()
+            if not people.empty
+            else pd.Series(dtype=int)
+        )
+        now = int(time.time() * 1000)
+        for b in buckets(t0_ms, t1_ms):
+            cov = coverage(conn, config, b)
+            status = "complete" if cov >= 0.999 else ("missing" if cov <= 0.001 else "partial")
+            conn.execute(
+                "INSERT INTO agg_windows VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (store, b, now, cov, status, int(per_bucket.get(b, 0)), result.staff_people),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _plain(x: object) -> object:
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
+def analyze_range(
+    conn: sqlite3.Connection, config: BoxConfig, t0_ms: int, t1_ms: int
+) -> WindowTables:
+    """Recompute (idempotently) every 5-minute bucket in [t0, t1)."""
+    t0 = t0_ms - t0_ms % BUCKET_MS
+    t1 = t1_ms + (-t1_ms) % BUCKET_MS
+    points = load_points(conn, t0 - LOOKBACK_MS, t1 + LOOKAHEAD_MS)
+    result = compute(points, config, t0, t1)
+    write_tables(conn, config, t0, t1, result)
+    logger.info("analyzed %d bucket(s) from %d points", (t1 - t0) // BUCKET_MS, len(points))
+    return result

@@ -1,0 +1,193 @@
+"""The store metrics, each a vectorised function over fused person trajectories.
+
+Input everywhere: ``fused`` with columns ``person, t_ms, x_m, y_m`` (one point per
+person per step, see :mod:`appliance.analytics.fusion`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from appliance.analytics.fusion import step_seconds
+from appliance.analytics.geometry import inside, line_side
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSettings:
+    """Definitions (documented in the README under "Metrics").
+
+    Attributes:
+        hysteresis_m: a line crossing counts only once the person is this far past
+            the line on the other side (de-jitter band, half on each side).
+        line_margin_m: how far beyond a line's ends a crossing still counts.
+        min_visit_s: a zone visit shorter than this is a pass-through, not a visit.
+        merge_gap_s: leaving a zone for less than this does not end the visit.
+        heatmap_cell_m: heatmap grid cell.
+        max_step_s: a point stands for at most this many seconds (gaps don't smear).
+    """
+
+    hysteresis_m: float = 0.3
+    line_margin_m: float = 0.5
+    min_visit_s: float = 5.0
+    merge_gap_s: float = 3.0
+    heatmap_cell_m: float = 0.25
+    max_step_s: float = 1.0
+
+
+def line_crossings(
+    fused: pd.DataFrame,
+    line_id: str,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    in_side: str,
+    settings: MetricSettings,
+) -> pd.DataFrame:
+    """One row per crossing: ``person, line_id, t_ms, direction`` (``in``/``out``).
+
+    A person's side is +1/-1 once they are ``hysteresis_m / 2`` clear of the line
+    and keeps its last value inside the band, so jitter on the line never counts.
+    """
+    x, y = fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float)
+    dist, along = line_side(a, b, x, y)
+    half = settings.hysteresis_m / 2
+    side = pd.Series(np.where(dist > half, 1.0, np.where(dist < -half, -1.0, np.nan)))
+    side = side.groupby(fused["person"].to_numpy()).ffill()
+    prev = side.groupby(fused["person"].to_numpy()).shift(1)
+    length = float(np.hypot(b[0] - a[0], b[1] - a[1]))
+    margin = settings.line_margin_m / length
+    on_segment = (along >= -margin) & (along <= 1 + margin)
+    flip = (side.to_numpy() != prev.to_numpy()) & prev.notna().to_numpy() & on_segment
+    inward = 1.0 if in_side == "left" else -1.0
+    rows = fused.loc[flip, ["person", "t_ms"]].copy()
+    rows["line_id"] = line_id
+    rows["direction"] = np.where(side.to_numpy()[flip] == inward, "in", "out")
+    return rows.reset_index(drop=True)
+
+
+def zone_visits(
+    fused: pd.DataFrame,
+    zone_id: str,
+    polygon: Sequence[tuple[float, float]],
+    settings: MetricSettings,
+) -> pd.DataFrame:
+    """Visits ``person, zone_id, enter_ms, exit_ms, dwell_s``.
+
+    Definition: a visit runs from the first to the last point inside the polygon;
+    absences shorter than ``merge_gap_s`` are bridged; visits shorter than
+    ``min_visit_s`` are dropped as pass-throughs.
+    """
+    isin = inside(polygon, fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float))
+    pts = fused.loc[isin, ["person", "t_ms"]]
+    if pts.empty:
+        return pd.DataFrame(columns=["person", "zone_id", "enter_ms", "exit_ms", "dwell_s"])
+    gap = pts.groupby("person")["t_ms"].diff()
+    new_visit = gap.isna() | (gap > settings.merge_gap_s * 1000)
+    visit_no = new_visit.cumsum()
+    v = pts.groupby(visit_no).agg(
+        person=("person", "first"), enter_ms=("t_ms", "min"), exit_ms=("t_ms", "max")
+    )
+    v["dwell_s"] = (v["exit_ms"] - v["enter_ms"]) / 1000
+    v = v[v["dwell_s"] >= settings.min_visit_s].reset_index(drop=True)
+    v.insert(1, "zone_id", zone_id)
+    return v
+
+
+def occupancy_series(
+    fused: pd.DataFrame,
+    polygon: Sequence[tuple[float, float]] | None,
+    t0_ms: int,
+    t1_ms: int,
+    period_ms: int = 1000,
+) -> pd.Series:
+    """People inside ``polygon`` (None: anywhere seen) at each ``period_ms`` tick in [t0, t1)."""
+    ticks = np.arange(t0_ms, t1_ms, period_ms, dtype=np.int64)
+    if fused.empty:
+        return pd.Series(np.zeros(len(ticks), np.int64), index=ticks)
+    mask = (
+        np.ones(len(fused), bool)
+        if polygon is None
+        else inside(polygon, fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float))
+    )
+    pts = fused.loc[mask, ["person", "t_ms"]]
+    tick = (pts["t_ms"] - t0_ms) // period_ms
+    counts = pts.assign(tick=tick).drop_duplicates(["person", "tick"]).groupby("tick").size()
+    out = np.zeros(len(ticks), np.int64)
+    valid = counts.index[(counts.index >= 0) & (counts.index < len(ticks))]
+    out[valid.to_numpy(dtype=np.int64)] = counts.loc[valid].to_numpy()
+    return pd.Series(out, index=ticks)
+
+
+def queue_events(
+    fused: pd.DataFrame,
+    queue_polygon: Sequence[tuple[float, float]],
+    service_polygon: Sequence[tuple[float, float]],
+    settings: MetricSettings,
+) -> pd.DataFrame:
+    """Per queue visit: ``person, join_ms, served_ms, left_ms, abandoned, wait_s``.
+
+    Joining is entering the queue zone (a visit of at least ``min_visit_s``); being
+    served is reaching the service point before that visit ends (plus
+    ``merge_gap_s``); a visit that ends without reaching it is abandonment.
+    """
+    q = zone_visits(fused, "queue", queue_polygon, settings)
+    columns = ["person", "join_ms", "served_ms", "left_ms", "abandoned", "wait_s"]
+    if q.empty:
+        return pd.DataFrame(columns=columns)
+    at_service = inside(service_polygon, fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float))
+    s = fused.loc[at_service, ["person", "t_ms"]].sort_values("t_ms")
+    q = q.sort_values("enter_ms")
+    first_service = pd.merge_asof(
+        q,
+        s.rename(columns={"t_ms": "served_ms"}),
+        left_on="enter_ms",
+        right_on="served_ms",
+        by="person",
+        direction="forward",
+    )
+    limit = first_service["exit_ms"] + settings.merge_gap_s * 1000
+    served = first_service["served_ms"].where(first_service["served_ms"] <= limit)
+    out = pd.DataFrame(
+        {
+            "person": first_service["person"],
+            "join_ms": first_service["enter_ms"],
+            "served_ms": served,
+            "left_ms": first_service["exit_ms"],
+            "abandoned": served.isna(),
+            "wait_s": (served - first_service["enter_ms"]) / 1000,
+        }
+    )
+    return out[columns].reset_index(drop=True)
+
+
+def predicted_waits(events: pd.DataFrame, length_at: pd.Series, window_s: float = 600) -> pd.Series:
+    """Wait predicted for each joiner at their join time, from the queue's recent service rate.
+
+    prediction = people ahead x mean interval between recent service starts (last
+    ``window_s``); NaN while fewer than two services have been seen.
+    """
+    served = events["served_ms"].dropna().sort_values().to_numpy()
+    preds = []
+    for join in events["join_ms"].to_numpy():
+        recent = served[(served < join) & (served >= join - window_s * 1000)]
+        ahead = length_at.asof(join) if len(length_at) else 0
+        if len(recent) < 2:
+            preds.append(np.nan)
+        else:
+            preds.append(float(ahead) * float(np.diff(recent).mean()) / 1000)
+    return pd.Series(preds, index=events.index)
+
+
+def heatmap(
+    fused: pd.DataFrame, width_m: float, depth_m: float, settings: MetricSettings
+) -> np.ndarray:
+    """Person-seconds per floor cell, shape ``(rows, cols)`` (row = y)."""
+    cell = settings.heatmap_cell_m
+    cols, rows = int(np.ceil(width_m / cell)), int(np.ceil(depth_m / cell))
+    dt = step_seconds(fused, settings.max_step_s)
+    cx = np.clip((fused["x_m"].to_numpy(float) / cell).astype(int), 0, cols - 1)
+    cy = np.clip((fused["y_m"].to_numpy(float) / cell).astype(int), 0, rows - 1)
+    return np.bincount(cy * cols + cx, weights=dt, minlength=rows * cols).reshape(rows, cols)

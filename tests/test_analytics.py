@@ -1,0 +1,213 @@
+"""The analytics engine on trajectories whose answers are known by construction."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from appliance.analytics.engine import BUCKET_MS, analyze_range, compute
+from appliance.analytics.fusion import fuse
+from appliance.config import BoxConfig, parse_config
+from appliance.ingest import IngestError, ingest_csv
+from local_db import connect, migrate
+
+T0 = 1_764_064_800_000  # 2025-11-25T10:00:00Z, a bucket boundary
+
+STORE = """
+config_version: 1
+store: {id: shop, name: Test shop, timezone: Europe/London}
+cameras:
+  - id: cam-a
+    source: sim:test
+    fps: 10
+    resolution: [800, 600]
+    calibration:
+      - {image: [0, 0], floor: [0, 0]}
+      - {image: [800, 0], floor: [10, 0]}
+      - {image: [800, 600], floor: [10, 8]}
+      - {image: [0, 600], floor: [0, 8]}
+  - id: cam-b
+    source: sim:test
+    fps: 10
+    resolution: [800, 600]
+    calibration:
+      - {image: [0, 0], floor: [0, 0]}
+      - {image: [800, 0], floor: [10, 0]}
+      - {image: [800, 600], floor: [10, 8]}
+      - {image: [0, 600], floor: [0, 8]}
+floor_plan: {width_m: 10, depth_m: 8}
+lines:
+  - {id: door, a: [4, 7], b: [6, 7], in_side: left}
+zones:
+  - {id: display, kind: display, polygon: [[1, 1], [4, 1], [4, 4], [1, 4]]}
+  - {id: queue, kind: queue, polygon: [[6, 2], [9, 2], [9, 5], [6, 5]]}
+  - {id: till, kind: service_point, polygon: [[6, 0], [9, 0], [9, 2], [6, 2]]}
+  - {id: office, kind: staff_only, polygon: [[0, 5], [2, 5], [2, 8], [0, 8]]}
+"""
+
+
+@pytest.fixture
+def config() -> BoxConfig:
+    return parse_config(STORE)
+
+
+def path(waypoints: Sequence[tuple[float, float, float]], hz: float = 10) -> pd.DataFrame:
+    """A walk through (t_s, x, y) waypoints, linearly interpolated at ``hz``."""
+    w = np.array(waypoints, float)
+    t = np.arange(w[0, 0], w[-1, 0], 1 / hz)
+    return pd.DataFrame(
+        {"t_ms": T0 + np.round(t * 1000).astype(np.int64), "x_m": np.interp(t, w[:, 0], w[:, 1]),
+         "y_m": np.interp(t, w[:, 0], w[:, 2])}
+    )  # fmt: skip
+
+
+# A customer: in through the door at t=5 s, display 10 s → 40 s, queue 50 s → 110 s,
+# served at the till from 112 s, out through the door at ~145 s.
+CUSTOMER: list[tuple[float, float, float]] = [
+    (0, 5, 7.8), (5, 5, 6.0), (10, 2.5, 2.5), (40, 2.5, 2.5), (50, 7.5, 4.5),
+    (110, 7.5, 2.4), (112, 7.5, 1.0), (130, 7.5, 1.0), (140, 5, 6), (146, 5, 7.9),
+]  # fmt: skip
+
+
+def observe(track: pd.DataFrame, camera: str, track_id: int) -> pd.DataFrame:
+    return track.assign(camera_id=camera, track_id=track_id)
+
+
+def test_one_customer_every_metric(config: BoxConfig) -> None:
+    pts = observe(path(CUSTOMER), "cam-a", 11)
+    r = compute(pts, config, T0, T0 + BUCKET_MS)
+    foot = r.tables["agg_footfall"].set_index("direction")["count"]
+    assert foot.to_dict() == {"in": 1, "out": 1}
+    dwell = r.tables["agg_dwell"].set_index("zone_id")
+    assert dwell.loc["display", "visits"] == 1
+    assert dwell.loc["display", "p50_s"] == pytest.approx(33, abs=3)  # enters ~8 s, leaves ~41 s
+    ev = r.queue_events["queue"]
+    assert len(ev) == 1 and not ev["abandoned"].iloc[0]
+    assert ev["wait_s"].iloc[0] == pytest.approx(108.5 - 44.5, abs=3)
+    tr = r.tables["agg_transitions"]
+    assert set(zip(tr["from_zone"], tr["to_zone"], strict=True)) == {
+        ("display", "queue"),
+        ("queue", "till"),
+    }
+    heat = r.tables["agg_heatmap"]
+    assert heat["person_s"].sum() == pytest.approx(145.9, abs=0.2)
+
+
+def test_two_overlapping_cameras_count_once(config: BoxConfig) -> None:
+    walk = path(CUSTOMER)
+    rng = np.random.default_rng(3)
+    seen_twice = pd.concat(
+        [
+            observe(walk, "cam-a", 1),
+            observe(walk.assign(x_m=walk["x_m"] + rng.normal(0, 0.1, len(walk))), "cam-b", 2),
+        ]
+    )
+    r = compute(seen_twice, config, T0, T0 + BUCKET_MS)
+    assert fuse(seen_twice)["person"].nunique() == 1
+    assert r.tables["agg_footfall"]["count"].tolist() == [1, 1]
+    assert r.tables["agg_dwell"].set_index("zone_id").loc["display", "visits"] == 1
+
+
+def test_id_switches_are_stitched(config: BoxConfig) -> None:
+    walk = path(CUSTOMER)
+    walk["track_id"] = 100 + (walk.index // 150)  # a new id every 15 s
+    r = compute(walk.assign(camera_id="cam-a"), config, T0, T0 + BUCKET_MS)
+    assert r.tables["agg_footfall"]["count"].tolist() == [1, 1]
+    assert r.tables["agg_dwell"].set_index("zone_id").loc["display", "visits"] == 1
+
+
+def test_staff_are_excluded(config: BoxConfig) -> None:
+    staff = observe(path([(0, 1, 6), (60, 1.5, 7), (100, 5, 6.5), (120, 1, 6)]), "cam-a", 5)
+    r = compute(staff, config, T0, T0 + BUCKET_MS)
+    assert r.staff_people == 1
+    assert r.tables["agg_footfall"].empty
+
+
+def test_jitter_on_the_line_counts_nothing(config: BoxConfig) -> None:
+    t = np.arange(0, 60, 0.1)
+    loiter = pd.DataFrame(
+        {"t_ms": T0 + (t * 1000).astype(np.int64), "x_m": 5.0, "y_m": 7.0 + 0.1 * np.sin(t * 7)}
+    )
+    r = compute(observe(loiter, "cam-a", 9), config, T0, T0 + BUCKET_MS)
+    assert r.tables["agg_footfall"].empty
+
+
+def db_with(tmp_path: Path, points: pd.DataFrame) -> sqlite3.Connection:
+    conn = connect(tmp_path / "f.db")
+    migrate(conn)
+    rows = points.assign(conf=1.0)[["camera_id", "track_id", "t_ms", "x_m", "y_m", "conf"]]
+    conn.executemany("INSERT INTO track_points VALUES (?,?,?,?,?,?)", rows.itertuples(index=False))
+    return conn
+
+
+def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
+    tables = [
+        "agg_footfall",
+        "agg_dwell",
+        "agg_occupancy",
+        "agg_queue",
+        "agg_transitions",
+        "agg_heatmap",
+    ]
+    return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4").fetchall() for t in tables}
+
+
+def test_recompute_is_idempotent_and_late_points_update(tmp_path: Path, config: BoxConfig) -> None:
+    conn = db_with(tmp_path, observe(path(CUSTOMER), "cam-a", 1))
+    analyze_range(conn, config, T0, T0 + 2 * BUCKET_MS)
+    first = dump(conn)
+    analyze_range(conn, config, T0, T0 + 2 * BUCKET_MS)
+    assert dump(conn) == first
+    assert sum(int(str(r[-1])) for r in first["agg_footfall"]) == 2
+    # a late second customer arrives in the same window: the recompute adds them once
+    late = observe(path([(t + 60, x, y) for t, x, y in CUSTOMER]), "cam-a", 2)
+    conn.executemany(
+        "INSERT INTO track_points VALUES (?,?,?,?,?,?)",
+        late.assign(conf=1.0)[["camera_id", "track_id", "t_ms", "x_m", "y_m", "conf"]].itertuples(
+            index=False
+        ),
+    )
+    analyze_range(conn, config, T0, T0 + 2 * BUCKET_MS)
+    assert sum(int(str(r[-1])) for r in dump(conn)["agg_footfall"]) == 4
+    windows = conn.execute("SELECT status, coverage FROM agg_windows").fetchall()
+    assert windows == [("complete", 1.0), ("complete", 1.0)]
+
+
+def test_a_dead_camera_marks_the_bucket_partial(tmp_path: Path, config: BoxConfig) -> None:
+    conn = db_with(tmp_path, observe(path(CUSTOMER), "cam-a", 1))
+    conn.executemany(
+        "INSERT INTO camera_events VALUES (?, ?, ?, '')",
+        [("cam-a", T0 - 1000, "up"), ("cam-b", T0 - 1000, "up"), ("cam-b", T0 + 60_000, "down")],
+    )
+    analyze_range(conn, config, T0, T0 + 2 * BUCKET_MS)
+    rows = conn.execute("SELECT bucket_ms, status, coverage FROM agg_windows ORDER BY 1").fetchall()
+    assert rows[0][1] == "partial" and rows[0][2] == pytest.approx((1 + 0.2) / 2)
+    assert rows[1][1] == "partial" and rows[1][2] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("camera_id,track_id,t_ms,x_m\ncam-a,1,5,1\n", 1, "header lacks column(s) y_m"),
+        ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,5,1,2\ncam-a,1,6,one,2\n", 3, "x_m: 'one'"),
+        ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,9,1,2\ncam-a,1,6,1,2\n", 3, "backwards"),
+        ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,5,1,2\ncam-z,1,6,1,2\n", 3, "'cam-z'"),
+        ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,5.5,1,2\n", 2, "not an integer"),
+    ],
+)
+def test_bad_csv_names_the_line_and_keeps_nothing(
+    tmp_path: Path, config: BoxConfig, text: str, line: int, message: str
+) -> None:
+    csv = tmp_path / "in.csv"
+    csv.write_text(text)
+    conn = connect(tmp_path / "f.db")
+    migrate(conn)
+    with pytest.raises(IngestError, match=rf"{csv}:{line}: .*{re.escape(message)}"):
+        ingest_csv(conn, csv, config)
+    assert conn.execute("SELECT count(*) FROM track_points").fetchone() == (0,)
