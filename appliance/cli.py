@@ -240,6 +240,31 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write an aggregate table (rolled up, k-suppressed) as CSV or Parquet."""
+    from appliance.export import ExportError, read_table, write
+
+    conn = _open_db(args.config, args.db)
+    try:
+        df = read_table(
+            conn,
+            args.table,
+            args.from_utc,
+            args.to_utc,
+            period=args.period,
+            tz=args.config.store.timezone,
+            k=args.k,
+        )
+        write(df, Path(args.out), args.format)
+    except ExportError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        conn.close()
+    print(f"{len(df)} rows of {args.table} → {args.out}")
+    return EXIT_OK
+
+
 def _config_arg(path: str) -> BoxConfig:
     try:
         return load_config(path)
@@ -298,6 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--to", dest="to_utc", type=_parse_utc, required=True)
     an.add_argument("--db", help="SQLite file (default: storage.db_path)")
     an.set_defaults(func=cmd_analyze)
+
+    ex = sub.add_parser("export", help="write an aggregate table as CSV or Parquet")
+    ex.add_argument("--config", type=_config_arg, required=True)
+    ex.add_argument("--table", required=True, help="agg_footfall, agg_dwell, agg_queue, …")
+    ex.add_argument("--from", dest="from_utc", type=_parse_utc, required=True)
+    ex.add_argument("--to", dest="to_utc", type=_parse_utc, required=True)
+    ex.add_argument("--period", choices=["hour", "day", "week", "month"], help="roll up")
+    ex.add_argument("--k", type=int, default=0, help="suppress rows describing < k people")
+    ex.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--db", help="SQLite file (default: storage.db_path)")
+    ex.set_defaults(func=cmd_export)
 
     ev = sub.add_parser("eval-mot", help="MOTA, IDF1, HOTA against MOTChallenge ground truth")
     ev.add_argument("--gt", required=True, help="ground truth (MOTChallenge gt.txt)")

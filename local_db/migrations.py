@@ -216,6 +216,7 @@ def _m0002_aggregates(conn: sqlite3.Connection) -> None:
         """CREATE TABLE agg_heatmap (
             store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
             cell_x INTEGER NOT NULL, cell_y INTEGER NOT NULL, person_s REAL NOT NULL,
+            people INTEGER NOT NULL,          -- distinct people in the cell (for k-suppression)
             PRIMARY KEY (store_id, bucket_ms, cell_x, cell_y)) WITHOUT ROWID""",
     ):
         conn.execute(ddl)

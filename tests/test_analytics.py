@@ -211,3 +211,43 @@ def test_bad_csv_names_the_line_and_keeps_nothing(
     with pytest.raises(IngestError, match=rf"{csv}:{line}: .*{re.escape(message)}"):
         ingest_csv(conn, csv, config)
     assert conn.execute("SELECT count(*) FROM track_points").fetchone() == (0,)
+
+
+def test_rollups_follow_the_store_time_zone_across_dst() -> None:
+    from appliance.analytics.rollups import period_start, rollup
+
+    # Europe/London falls back on 2025-10-26: that local day has 25 hours.
+    day_start = pd.Timestamp("2025-10-26 00:00", tz="Europe/London")
+    buckets = pd.Series(
+        (day_start.tz_convert("UTC").value // 1_000_000) + np.arange(0, 26 * 12) * BUCKET_MS
+    )
+    df = pd.DataFrame(
+        {"store_id": "shop", "bucket_ms": buckets, "line_id": "door", "direction": "in", "count": 1}
+    )
+    days = rollup(df, "agg_footfall", "day", "Europe/London")
+    assert days["count"].tolist() == [25 * 12, 12]  # 25 local hours, then 1 h of the next day
+    hours = rollup(df, "agg_footfall", "hour", "Europe/London")
+    assert len(hours) == 26 and set(hours["count"]) == {12}
+    weeks = period_start(buckets, "week", "Europe/London")
+    monday = pd.Timestamp("2025-10-20 00:00", tz="Europe/London").tz_convert("UTC").value // 10**6
+    assert set(weeks) == {monday, monday + 7 * 86_400_000 + 3_600_000}
+    months = period_start(buckets, "month", "Europe/London")
+    october = pd.Timestamp("2025-10-01", tz="Europe/London").tz_convert("UTC").value // 10**6
+    assert set(months) == {october}
+
+
+def test_export_rolls_up_and_suppresses_small_counts(tmp_path: Path, config: BoxConfig) -> None:
+    from appliance.export import read_table
+
+    walkers = [
+        observe(path([(t + 20 * i, x, y) for t, x, y in CUSTOMER]), "cam-a", i) for i in range(3)
+    ]
+    conn = db_with(tmp_path, pd.concat(walkers))
+    analyze_range(conn, config, T0, T0 + 3 * BUCKET_MS)
+    day = read_table(conn, "agg_footfall", T0, T0 + 3 * BUCKET_MS, period="day", tz="Europe/London")
+    assert day.set_index("direction")["count"].to_dict() == {"in": 3, "out": 3}
+    heat = read_table(conn, "agg_heatmap", T0, T0 + 3 * BUCKET_MS)
+    heat_k = read_table(conn, "agg_heatmap", T0, T0 + 3 * BUCKET_MS, k=2)
+    assert 0 < len(heat_k) < len(heat) and heat_k["people"].min() >= 2
+    tr_k = read_table(conn, "agg_transitions", T0, T0 + 3 * BUCKET_MS, period="day", k=4)
+    assert tr_k.empty  # three people only: every transition count is under 4

@@ -174,15 +174,13 @@ def compute(
     )
 
     # heatmaps per bucket
-    hm_rows = []
-    for b in buckets(t0_ms, t1_ms):
-        part = customers[(customers["t_ms"] >= b) & (customers["t_ms"] < b + BUCKET_MS)]
-        grid = heatmap(part, config.floor_plan.width_m, config.floor_plan.depth_m, s)
-        ys, xs = np.nonzero(grid)
-        hm_rows.append(
-            pd.DataFrame({"bucket_ms": b, "cell_x": xs, "cell_y": ys, "person_s": grid[ys, xs]})
-        )
-    out.tables["agg_heatmap"] = pd.concat(hm_rows, ignore_index=True) if hm_rows else pd.DataFrame()
+    part = customers[in_range(customers["t_ms"])]
+    out.tables["agg_heatmap"] = heatmap(
+        part.assign(bucket_ms=_bucket(part["t_ms"])),
+        config.floor_plan.width_m,
+        config.floor_plan.depth_m,
+        s,
+    )
 
     for df in out.tables.values():
         df.insert(0, "store_id", store)

@@ -183,11 +183,25 @@ def predicted_waits(events: pd.DataFrame, length_at: pd.Series, window_s: float 
 
 def heatmap(
     fused: pd.DataFrame, width_m: float, depth_m: float, settings: MetricSettings
-) -> np.ndarray:
-    """Person-seconds per floor cell, shape ``(rows, cols)`` (row = y)."""
+) -> pd.DataFrame:
+    """Person-seconds and distinct people per floor cell: ``cell_x, cell_y, person_s, people``.
+
+    With a ``bucket_ms`` column in ``fused``, cells are per bucket too.
+    """
     cell = settings.heatmap_cell_m
     cols, rows = int(np.ceil(width_m / cell)), int(np.ceil(depth_m / cell))
-    dt = step_seconds(fused, settings.max_step_s)
-    cx = np.clip((fused["x_m"].to_numpy(float) / cell).astype(int), 0, cols - 1)
-    cy = np.clip((fused["y_m"].to_numpy(float) / cell).astype(int), 0, rows - 1)
-    return np.bincount(cy * cols + cx, weights=dt, minlength=rows * cols).reshape(rows, cols)
+    cells = pd.DataFrame(
+        {
+            "cell_x": np.clip((fused["x_m"].to_numpy(float) / cell).astype(int), 0, cols - 1),
+            "cell_y": np.clip((fused["y_m"].to_numpy(float) / cell).astype(int), 0, rows - 1),
+            "dt": step_seconds(fused, settings.max_step_s),
+            "person": fused["person"].to_numpy(),
+        }
+    )
+    keys = ["cell_x", "cell_y"]
+    if "bucket_ms" in fused.columns:
+        cells["bucket_ms"] = fused["bucket_ms"].to_numpy()
+        keys = ["bucket_ms", *keys]
+    return (
+        cells.groupby(keys).agg(person_s=("dt", "sum"), people=("person", "nunique")).reset_index()
+    )

@@ -1,0 +1,74 @@
+"""``footfall export``: any aggregate table as CSV or Parquet, optionally rolled up.
+
+Small-count privacy: with ``k``, rows that describe fewer than ``k`` people are
+suppressed before anything leaves the box — transitions with a count under k and
+heatmap cells with fewer than k distinct people.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from appliance.analytics.rollups import ADDITIVE, Period, rollup
+
+logger = logging.getLogger(__name__)
+
+TABLES = tuple(ADDITIVE)
+#: the column that counts people in each table that can single someone out
+K_COLUMNS = {"agg_transitions": "count", "agg_heatmap": "people"}
+
+
+class ExportError(ValueError):
+    """The export cannot be made as asked."""
+
+
+def read_table(
+    conn: sqlite3.Connection,
+    table: str,
+    t0_ms: int,
+    t1_ms: int,
+    *,
+    period: Period | None = None,
+    tz: str = "UTC",
+    k: int = 0,
+) -> pd.DataFrame:
+    """Rows of an aggregate table in [t0, t1), rolled up and k-suppressed as asked.
+
+    Raises:
+        ExportError: an unknown table.
+    """
+    if table not in TABLES:
+        raise ExportError(f"unknown table {table!r}; one of {', '.join(TABLES)}")
+    df = pd.read_sql_query(
+        f"SELECT * FROM {table} WHERE bucket_ms >= ? AND bucket_ms < ? ORDER BY bucket_ms",
+        conn,
+        params=(t0_ms, t1_ms),
+    )
+    if period is not None:
+        df = rollup(df, table, period, tz)
+    column = K_COLUMNS.get(table)
+    if k > 1 and column is not None and not df.empty:
+        small = df[column] < k
+        logger.info("suppressed %d of %d %s rows under k=%d", int(small.sum()), len(df), table, k)
+        df = df[~small]
+    return df.reset_index(drop=True)
+
+
+def write(df: pd.DataFrame, path: Path, fmt: Literal["csv", "parquet"]) -> None:
+    """Write a table as CSV or Parquet (Parquet needs pyarrow: the ``export`` extra).
+
+    Raises:
+        ExportError: Parquet asked for without pyarrow.
+    """
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+        return
+    try:
+        df.to_parquet(path, index=False)
+    except ImportError as exc:
+        raise ExportError("parquet needs pyarrow: pip install 'footfall[export]'") from exc
