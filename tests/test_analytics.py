@@ -251,3 +251,50 @@ def test_export_rolls_up_and_suppresses_small_counts(tmp_path: Path, config: Box
     assert 0 < len(heat_k) < len(heat) and heat_k["people"].min() >= 2
     tr_k = read_table(conn, "agg_transitions", T0, T0 + 3 * BUCKET_MS, period="day", k=4)
     assert tr_k.empty  # three people only: every transition count is under 4
+
+
+def test_kill_9_mid_write_never_leaves_partial_or_double_counts(
+    tmp_path: Path, config: BoxConfig
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "store.yaml"
+    store.write_text(STORE)
+    walkers = [
+        observe(path([(t + 7 * i, x, y) for t, x, y in CUSTOMER]), "cam-a", i) for i in range(150)
+    ]
+    conn = db_with(tmp_path, pd.concat(walkers))
+    conn.close()
+    args = ["--config", str(store), "--db", str(tmp_path / "f.db")]
+    span = ["--from", "2025-11-25T10:00:00Z", "--to", "2025-11-25T10:30:00Z"]
+    cmd = [sys.executable, "-m", "appliance.cli", "analyze", *args, *span]
+    # kill at ever later moments until a run finishes by itself: some kill lands in
+    # each phase (start-up, reading, computing, the write transaction)
+    kills, delay = 0, 0.4
+    while True:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        check = connect(tmp_path / "f.db", readonly=True)
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        total = check.execute("SELECT coalesce(sum(count), 0) FROM agg_footfall").fetchone()[0]
+        check.close()
+        assert total in (0, 300), f"partial or double counts after kill -9: {total}"
+        delay += 0.4
+    assert proc.returncode == 0 and kills >= 3
+    conn = connect(tmp_path / "f.db", readonly=True)
+    assert conn.execute("SELECT sum(count) FROM agg_footfall").fetchone()[0] == 300
+    after_kills = dump(conn)
+    conn.close()
+    # the same answer as a run that was never interrupted
+    (tmp_path / "clean").mkdir()
+    clean = db_with(tmp_path / "clean", pd.concat(walkers))
+    analyze_range(clean, config, T0, T0 + 6 * BUCKET_MS)
+    assert dump(clean) == after_kills
