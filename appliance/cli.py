@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vision.worker import WorkerStats
 
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
+from appliance.db_commands import add_db_parser
 
 logger = logging.getLogger("footfall")
 
@@ -155,6 +156,28 @@ def cmd_bench_vision(args: argparse.Namespace) -> int:
             f"{run['unique_tracks']:>7} {mae:>12}"
         )
     print(f"ratio (ours / faster peer): {result['ratio']}x")
+    return EXIT_OK
+
+
+def cmd_bench_analytics(args: argparse.Namespace) -> int:
+    """Engine throughput vs supervision, and a busy day recomputed."""
+    from appliance.bench_analytics import bench_analytics
+
+    r = bench_analytics(args.visitors)
+    if args.json:
+        print(json.dumps(r))
+        return EXIT_OK
+    print(f"footfall bench analytics — {r['cores']} cores")
+    print(
+        f"counting + occupancy + heatmap: ours {r['ours_points_per_s']:,} points/s "
+        f"({r['throughput_points']:,} points), supervision LineZone + PolygonZone "
+        f"{r['peer_points_per_s']:,} points/s → {r['ratio']}x"
+    )
+    print(
+        f"busy day ({r['day_visitors']} visitors, {r['day_cameras']} cameras, "
+        f"{r['day_points']:,} points): recomputed in {r['day_recompute_s']} s, "
+        f"{r['day_door_ins']} door ins"
+    )
     return EXIT_OK
 
 
@@ -310,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--frames", type=int, help="stop after this many frames")
     bv.add_argument("--json", action="store_true", help="one JSON object")
     bv.set_defaults(func=cmd_bench_vision)
+    ba = bench_sub.add_parser("analytics", help="engine throughput and a busy day")
+    ba.add_argument("--visitors", type=int, default=3000)
+    ba.add_argument("--json", action="store_true", help="one JSON object")
+    ba.set_defaults(func=cmd_bench_analytics)
 
     ing = sub.add_parser("ingest", help="import trajectories from any tracker (CSV)")
     ing.add_argument("--config", type=_config_arg, required=True)
@@ -346,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-frames", type=int, help="with --video: stop after this many frames")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval_mot)
+
+    add_db_parser(sub)
     return parser
 
 
