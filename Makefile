@@ -27,6 +27,11 @@ test: $(PEER_STAMP) assets
 ## Speed against the peer, same model, same video.
 bench: $(PEER_STAMP) assets
 	$(VENV)/bin/footfall bench vision
+	$(VENV)/bin/footfall bench analytics
+
+## The analytics engine against simulated ground truth: 3 layouts x 5 seeds x 2 noise modes.
+accuracy: $(BASE_STAMP)
+	$(VENV)/bin/footfall accuracy --seeds 5 --readme README.md
 
 lint: $(BASE_STAMP)
 	$(VENV)/bin/ruff check .

@@ -70,7 +70,7 @@ def busy_day(visitors: int = 3000, seed: int = 7) -> pd.DataFrame:
     for person, t_arrive in enumerate(arrivals):
         stops = rng.integers(3, 9)
         pts = np.column_stack(
-            [rng.uniform(1, FLOOR[0] - 1, stops), rng.uniform(1, FLOOR[1] - 1, stops)]
+            [rng.uniform(1, FLOOR[0] - 1, stops), rng.uniform(1, FLOOR[1] - 4, stops)]
         )
         pts = np.vstack([[20, 24.8], pts, [20, 24.8]])
         seg = np.hypot(*np.diff(pts, axis=0).T) / 1.2 + rng.exponential(40, len(pts) - 1)
@@ -150,10 +150,12 @@ def bench_analytics(visitors: int = 3000, throughput_points: int = 1_000_000) ->
     with tempfile.TemporaryDirectory() as tmp:
         conn = connect(Path(tmp) / "day.db")
         migrate(conn)
-        rows = points.assign(conf=1.0)[["camera_id", "track_id", "t_ms", "x_m", "y_m", "conf"]]
+        columns = [points[c].tolist() for c in ("camera_id", "track_id", "t_ms", "x_m", "y_m")]
+        conn.execute("BEGIN")
         conn.executemany(
-            "INSERT INTO track_points VALUES (?,?,?,?,?,?)", rows.itertuples(index=False)
+            "INSERT INTO track_points VALUES (?, ?, ?, ?, ?, 1.0)", zip(*columns, strict=True)
         )
+        conn.execute("COMMIT")
         t = time.perf_counter()
         for hour in range(13):
             start = DAY_START_MS + hour * 3_600_000

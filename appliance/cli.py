@@ -181,6 +181,52 @@ def cmd_bench_analytics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Simulate a store scenario; write observations.csv (the ingest format) and truth.json."""
+    from vision.sim import LayoutError, ScenarioError, simulate_file
+
+    try:
+        sim = simulate_file(args.scenario, args.seed)
+    except (ScenarioError, LayoutError) as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sim.write_csv(out / "observations.csv")
+    (out / "truth.json").write_text(sim.truth_json(indent=1))
+    print(
+        f"{sim.stats.customers} customers, {sim.stats.staff} staff, "
+        f"{sim.stats.simulated_s:.0f} s simulated in {sim.stats.wall_s:.1f} s → {out}"
+    )
+    return EXIT_OK
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    """The engine against simulated ground truth, per layout, seed and noise mode."""
+    from appliance.accuracy import markdown, replace_block, run_scenario, summary_row
+
+    rows, runs = [], []
+    for layout in args.layouts:
+        for mode in ("perfect", "realistic"):
+            group = [
+                run_scenario(layout, seed, mode, args.duration) for seed in range(1, args.seeds + 1)
+            ]
+            runs += group
+            rows.append(summary_row(group))
+    if args.json:
+        print(
+            json.dumps(
+                [{"layout": r.layout, "seed": r.seed, "mode": r.mode, **r.errors} for r in runs]
+            )
+        )
+    else:
+        print(markdown(rows))
+    if args.readme:
+        readme = Path(args.readme)
+        readme.write_text(replace_block(readme.read_text(), markdown(rows)))
+    return EXIT_OK
+
+
 def cmd_eval_mot(args: argparse.Namespace) -> int:
     """MOTA / IDF1 / HOTA of a result file, or of our tracker run on a video."""
     import tempfile
@@ -350,6 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--to", dest="to_utc", type=_parse_utc, required=True)
     an.add_argument("--db", help="SQLite file (default: storage.db_path)")
     an.set_defaults(func=cmd_analyze)
+
+    sim = sub.add_parser("simulate", help="a simulated store with exact ground truth")
+    sim.add_argument("--scenario", required=True, help="scenario YAML (examples/sim/*/)")
+    sim.add_argument("--out", required=True, help="folder for observations.csv and truth.json")
+    sim.add_argument("--seed", type=int)
+    sim.set_defaults(func=cmd_simulate)
+
+    acc = sub.add_parser("accuracy", help="engine errors against simulated ground truth")
+    acc.add_argument("--layouts", nargs="+", default=["corner_shop", "fashion", "supermarket"])
+    acc.add_argument("--seeds", type=int, default=5, help="seeds 1..N per layout and mode")
+    acc.add_argument(
+        "--duration", type=float, help="simulated seconds of arrivals (default: scenario's)"
+    )
+    acc.add_argument("--json", action="store_true", help="every metric's error per run")
+    acc.add_argument("--readme", help="rewrite the table between the accuracy markers of this file")
+    acc.set_defaults(func=cmd_accuracy)
 
     ex = sub.add_parser("export", help="write an aggregate table as CSV or Parquet")
     ex.add_argument("--config", type=_config_arg, required=True)

@@ -142,7 +142,9 @@ def db_with(tmp_path: Path, points: pd.DataFrame) -> sqlite3.Connection:
     conn = connect(tmp_path / "f.db")
     migrate(conn)
     rows = points.assign(conf=1.0)[["camera_id", "track_id", "t_ms", "x_m", "y_m", "conf"]]
+    conn.execute("BEGIN")
     conn.executemany("INSERT INTO track_points VALUES (?,?,?,?,?,?)", rows.itertuples(index=False))
+    conn.execute("COMMIT")
     return conn
 
 

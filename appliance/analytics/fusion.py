@@ -36,6 +36,10 @@ class FusionSettings:
         min_overlap_steps: and at least this many close steps.
         stitch_gap_s: a track starting this soon after another ended may continue it.
         stitch_radius_m: ... and this close to where it ended (plus walking speed x gap).
+        walk_speed_mps: the walking speed that widens the stitch radius with the gap.
+        still_mps: below this speed a track has no heading (stitching ignores it).
+        smooth_steps: centred moving average over this many steps of a person's
+            positions (1 = none): detector jitter averages out before lines and zones.
     """
 
     step_ms: int = 100
@@ -45,6 +49,8 @@ class FusionSettings:
     stitch_gap_s: float = 1.5
     stitch_radius_m: float = 0.6
     walk_speed_mps: float = 1.6
+    still_mps: float = 0.4
+    smooth_steps: int = 5
 
 
 class _UnionFind:
@@ -65,50 +71,85 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _overlap_links(pts: pd.DataFrame, settings: FusionSettings) -> list[tuple[int, int]]:
-    """Pairs of track indices (different cameras) that are one person seen twice."""
+def _overlap_links(
+    pts: pd.DataFrame, tracks: pd.DataFrame, settings: FusionSettings
+) -> list[tuple[int, int]]:
+    """Pairs of track indices (different cameras) that are one person seen twice.
+
+    Candidates are tracks within ``radius_m`` in one step for most of the steps they
+    coexist; they are then accepted closest pair first, and a track takes at most one
+    partner per other camera at a time, so two customers standing side by side in a
+    queue are never merged into one.
+    """
     if pts["camera_id"].nunique() < 2:
         return []
     # One KD-tree over (x, y, step * big): pairs can only fall in the same step.
     big = 1e6
-    coords = np.column_stack([pts["x_m"], pts["y_m"], pts["step"].to_numpy() * big])
+    xy = pts[["x_m", "y_m"]].to_numpy(float)
+    coords = np.column_stack([xy, pts["step"].to_numpy() * big])
     pairs = cKDTree(coords).query_pairs(settings.radius_m, output_type="ndarray")
     if len(pairs) == 0:
         return []
     tix = pts["tix"].to_numpy()
     cam = pts["cam_code"].to_numpy()
-    a, b = tix[pairs[:, 0]], tix[pairs[:, 1]]
     keep = cam[pairs[:, 0]] != cam[pairs[:, 1]]
-    a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    close = pd.DataFrame({"a": a, "b": b}).drop_duplicates().value_counts()
-    if close.empty:
+    pairs = pairs[keep]
+    if len(pairs) == 0:
         return []
+    a, b = tix[pairs[:, 0]], tix[pairs[:, 1]]
+    close = pd.DataFrame(
+        {
+            "a": np.minimum(a, b),
+            "b": np.maximum(a, b),
+            "step": pts["step"].to_numpy()[pairs[:, 0]],
+            "d": np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T),
+        }
+    )
+    per_pair = close.groupby(["a", "b"]).agg(steps=("step", "nunique"), d=("d", "mean"))
     # steps in which both tracks exist
     steps = pts[["tix", "step"]].drop_duplicates()
-    cand = close.reset_index()[["a", "b"]]
     both = (
-        cand.merge(steps.rename(columns={"tix": "a"}), on="a")
+        per_pair.reset_index()[["a", "b"]]
+        .merge(steps.rename(columns={"tix": "a"}), on="a")
         .merge(steps.rename(columns={"tix": "b"}), on=["b", "step"])
         .groupby(["a", "b"])
         .size()
     )
-    close_steps = (
-        pd.DataFrame({"a": a, "b": b, "step": pts["step"].to_numpy()[pairs[keep, 0]]})
-        .drop_duplicates()
-        .groupby(["a", "b"])
-        .size()
-    )
-    share = (close_steps / both.reindex(close_steps.index)).fillna(0)
-    ok = (share >= settings.min_overlap_share) & (close_steps >= settings.min_overlap_steps)
-    return [(int(x), int(y)) for x, y in close_steps[ok].index]
+    share = per_pair["steps"] / both.reindex(per_pair.index)
+    ok = (share >= settings.min_overlap_share) & (per_pair["steps"] >= settings.min_overlap_steps)
+    cams = tracks.set_index("tix")
+    partners: dict[tuple[int, int], list[int]] = {}
+    links = []
+    for (ta, tb), _ in per_pair[ok].sort_values("d").iterrows():
+        if _busy(partners, cams, ta, tb) or _busy(partners, cams, tb, ta):
+            continue
+        partners.setdefault((ta, int(cams.at[tb, "cam"])), []).append(tb)
+        partners.setdefault((tb, int(cams.at[ta, "cam"])), []).append(ta)
+        links.append((int(ta), int(tb)))
+    return links
+
+
+def _busy(
+    partners: dict[tuple[int, int], list[int]], tracks: pd.DataFrame, track: int, other: int
+) -> bool:
+    """Whether ``track`` already has a partner on ``other``'s camera at ``other``'s time."""
+    for p in partners.get((track, int(tracks.at[other, "cam"])), []):
+        if (
+            tracks.at[p, "t_start"] <= tracks.at[other, "t_end"]
+            and tracks.at[other, "t_start"] <= tracks.at[p, "t_end"]
+        ):
+            return True
+    return False
 
 
 def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[int, int]]:
     """Pairs (ended track, started track) where one continues the other."""
     if len(tracks) < 2:
         return []
-    ends = tracks[["tix", "t_end", "x_end", "y_end"]].sort_values("t_end")
-    starts = tracks[["tix", "t_start", "x_start", "y_start"]].sort_values("t_start")
+    ends = tracks[["tix", "t_end", "x_end", "y_end", "vx_end", "vy_end"]].sort_values("t_end")
+    starts = tracks[["tix", "t_start", "x_start", "y_start", "vx_start", "vy_start"]].sort_values(
+        "t_start"
+    )
     gap_ms = round(settings.stitch_gap_s * 1000)
     cand = pd.merge_asof(
         starts,
@@ -123,12 +164,51 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
         return []
     gap_s = (cand["t_start"] - cand["t_end"]) / 1000
     dist = np.hypot(cand["x_start"] - cand["x_end"], cand["y_start"] - cand["y_end"])
-    ok = (dist <= settings.stitch_radius_m + settings.walk_speed_mps * gap_s) & (
-        cand["prev"] != cand["tix"]
+    # one person leaving a camera's view while another walks in at the same spot move
+    # in opposite directions; a real continuation keeps its heading (or stands still)
+    dot = cand["vx_end"] * cand["vx_start"] + cand["vy_end"] * cand["vy_start"]
+    slow = np.minimum(
+        np.hypot(cand["vx_end"], cand["vy_end"]), np.hypot(cand["vx_start"], cand["vy_start"])
+    )
+    heading = (dot > 0) | (slow < settings.still_mps)
+    ok = (
+        (dist <= settings.stitch_radius_m + settings.walk_speed_mps * gap_s)
+        & (cand["prev"] != cand["tix"])
+        & heading
     )
     return [
         (int(p), int(t)) for p, t in zip(cand.loc[ok, "prev"], cand.loc[ok, "tix"], strict=True)
     ]
+
+
+def _track_ends(pts: pd.DataFrame, span: int = 20) -> pd.DataFrame:
+    """First and last point of each track, and its velocity over ``span`` points there."""
+    pts = pts.sort_values(["tix", "t_ms"])
+    g = pts.groupby("tix")
+    first, last = g.head(1).set_index("tix"), g.tail(1).set_index("tix")
+    n = g.cumcount()
+    size = g["t_ms"].transform("size")
+    early = pts[n == np.minimum(span, size - 1)].set_index("tix")
+    late = pts[n == np.maximum(size - 1 - span, 0)].set_index("tix")
+
+    def velocity(a: pd.DataFrame, b: pd.DataFrame, axis: str) -> pd.Series:
+        dt = ((b["t_ms"] - a["t_ms"]) / 1000).where(lambda d: d > 0)
+        return ((b[axis] - a[axis]) / dt).fillna(0.0)
+
+    return pd.DataFrame(
+        {
+            "t_start": first["t_ms"],
+            "x_start": first["x_m"],
+            "y_start": first["y_m"],
+            "vx_start": velocity(first, early, "x_m"),
+            "vy_start": velocity(first, early, "y_m"),
+            "t_end": last["t_ms"],
+            "x_end": last["x_m"],
+            "y_end": last["y_m"],
+            "vx_end": velocity(late, last, "x_m"),
+            "vy_end": velocity(late, last, "y_m"),
+        }
+    ).reset_index()
 
 
 def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.DataFrame:
@@ -152,25 +232,20 @@ def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.Dat
     pts["tix"], _ = pd.factorize(keys)
     pts["cam_code"], _ = pd.factorize(pts["camera_id"])
     pts["step"] = (pts["t_ms"] // s.step_ms).astype(np.int64)
-    g = pts.sort_values("t_ms").groupby("tix")
-    tracks = pd.DataFrame(
-        {
-            "t_start": g["t_ms"].first(),
-            "x_start": g["x_m"].first(),
-            "y_start": g["y_m"].first(),
-            "t_end": g["t_ms"].last(),
-            "x_end": g["x_m"].last(),
-            "y_end": g["y_m"].last(),
-        }
-    ).reset_index()
+    tracks = _track_ends(pts)
     uf = _UnionFind(len(tracks))
-    for a, b in _overlap_links(pts, s) + _stitch_links(tracks, s):
+    tracks["cam"] = pts.groupby("tix")["cam_code"].first().reindex(tracks["tix"]).to_numpy()
+    for a, b in _overlap_links(pts, tracks, s) + _stitch_links(tracks, s):
         uf.union(a, b)
     roots = np.fromiter((uf.find(i) for i in range(len(tracks))), np.int64, len(tracks))
     person, _ = pd.factorize(roots)
     pts["person"] = person[pts["tix"].to_numpy()]
     fused = pts.groupby(["person", "step"], sort=True)[["x_m", "y_m"]].mean().reset_index()
     fused["t_ms"] = fused["step"] * s.step_ms
+    if s.smooth_steps > 1:
+        by = fused.groupby("person")[["x_m", "y_m"]]
+        smooth = by.rolling(s.smooth_steps, center=True, min_periods=1).mean()
+        fused[["x_m", "y_m"]] = smooth.reset_index(level=0, drop=True).sort_index()
     return fused[["person", "t_ms", "x_m", "y_m"]]
 
 

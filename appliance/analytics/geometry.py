@@ -12,9 +12,14 @@ BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 
 
-def inside(polygon: Sequence[tuple[float, float]], x: FloatArray, y: FloatArray) -> BoolArray:
-    """Which points lie inside (or on the edge of) a polygon."""
+def inside(
+    polygon: Sequence[tuple[float, float]], x: FloatArray, y: FloatArray, margin_m: float = 0.0
+) -> BoolArray:
+    """Which points lie inside (or on the edge of) a polygon shrunk by ``margin_m``."""
     poly = shapely.Polygon(polygon)
+    if margin_m > 0:
+        shrunk = poly.buffer(-margin_m)
+        poly = shrunk if not shrunk.is_empty else poly
     shapely.prepare(poly)
     return np.asarray(shapely.intersects_xy(poly, x, y), dtype=bool)
 

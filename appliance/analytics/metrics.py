@@ -28,6 +28,7 @@ class MetricSettings:
         merge_gap_s: leaving a zone for less than this does not end the visit.
         heatmap_cell_m: heatmap grid cell.
         max_step_s: a point stands for at most this many seconds (gaps don't smear).
+        service_margin_m: a person is at the service point once this far inside it.
     """
 
     hysteresis_m: float = 0.3
@@ -36,6 +37,7 @@ class MetricSettings:
     merge_gap_s: float = 3.0
     heatmap_cell_m: float = 0.25
     max_step_s: float = 1.0
+    service_margin_m: float = 0.3
 
 
 def line_crossings(
@@ -103,19 +105,20 @@ def occupancy_series(
     t1_ms: int,
     period_ms: int = 1000,
 ) -> pd.Series:
-    """People inside ``polygon`` (None: anywhere seen) at each ``period_ms`` tick in [t0, t1)."""
+    """People inside ``polygon`` (None: anywhere seen) at each ``period_ms`` tick in [t0, t1).
+
+    A person counts at a tick if their latest point at or before it, no older than one
+    period, is inside: the state at that instant, not "anywhere during the second".
+    """
     ticks = np.arange(t0_ms, t1_ms, period_ms, dtype=np.int64)
-    if fused.empty:
-        return pd.Series(np.zeros(len(ticks), np.int64), index=ticks)
-    mask = (
-        np.ones(len(fused), bool)
-        if polygon is None
-        else inside(polygon, fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float))
-    )
-    pts = fused.loc[mask, ["person", "t_ms"]]
-    tick = (pts["t_ms"] - t0_ms) // period_ms
-    counts = pts.assign(tick=tick).drop_duplicates(["person", "tick"]).groupby("tick").size()
     out = np.zeros(len(ticks), np.int64)
+    if fused.empty:
+        return pd.Series(out, index=ticks)
+    tick = -((t0_ms - fused["t_ms"].to_numpy(np.int64)) // period_ms)  # ceil
+    last = fused.assign(tick=tick).drop_duplicates(["person", "tick"], keep="last")
+    if polygon is not None:
+        last = last[inside(polygon, last["x_m"].to_numpy(float), last["y_m"].to_numpy(float))]
+    counts = last.groupby("tick").size()
     valid = counts.index[(counts.index >= 0) & (counts.index < len(ticks))]
     out[valid.to_numpy(dtype=np.int64)] = counts.loc[valid].to_numpy()
     return pd.Series(out, index=ticks)
@@ -127,58 +130,93 @@ def queue_events(
     service_polygon: Sequence[tuple[float, float]],
     settings: MetricSettings,
 ) -> pd.DataFrame:
-    """Per queue visit: ``person, join_ms, served_ms, left_ms, abandoned, wait_s``.
+    """Per queue visit: ``person, join_ms, served_ms, service_end_ms, left_ms, abandoned, wait_s``.
 
-    Joining is entering the queue zone (a visit of at least ``min_visit_s``); being
-    served is reaching the service point before that visit ends (plus
-    ``merge_gap_s``); a visit that ends without reaching it is abandonment.
+    Joining is entering the queue zone; being served is reaching the service point
+    before that visit ends (+ ``merge_gap_s``), however short the wait. A visit that
+    never reaches it is abandonment if it lasted ``min_visit_s`` (someone waited and
+    gave up), otherwise a walk past, not a queue event.
     """
-    q = zone_visits(fused, "queue", queue_polygon, settings)
-    columns = ["person", "join_ms", "served_ms", "left_ms", "abandoned", "wait_s"]
+    columns = ["person", "join_ms", "served_ms", "service_end_ms", "left_ms", "abandoned", "wait_s"]
+    every = MetricSettings(
+        merge_gap_s=settings.merge_gap_s,
+        min_visit_s=0.0,
+        service_margin_m=settings.service_margin_m,
+    )
+    q = zone_visits(fused, "queue", queue_polygon, every)
     if q.empty:
         return pd.DataFrame(columns=columns)
-    at_service = inside(service_polygon, fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float))
-    s = fused.loc[at_service, ["person", "t_ms"]].sort_values("t_ms")
+    service = zone_visits(fused, "service", service_polygon, every).sort_values("enter_ms")
+    # the service point counts once the person is well inside it: jitter at the queue
+    # head, on the shared edge, must not look like being served
+    at_service = inside(
+        service_polygon,
+        fused["x_m"].to_numpy(float),
+        fused["y_m"].to_numpy(float),
+        margin_m=settings.service_margin_m,
+    )
+    points = fused.loc[at_service, ["person", "t_ms"]].sort_values("t_ms")
     q = q.sort_values("enter_ms")
-    first_service = pd.merge_asof(
+    # served = the first moment at the service point after joining (a walk through the
+    # service point on the way into the queue does not count)
+    matched = pd.merge_asof(
         q,
-        s.rename(columns={"t_ms": "served_ms"}),
+        points.rename(columns={"t_ms": "served_ms"}),
         left_on="enter_ms",
         right_on="served_ms",
         by="person",
         direction="forward",
+        allow_exact_matches=False,
+    ).sort_values("served_ms")
+    served_at = matched.dropna(subset=["served_ms"]).astype({"served_ms": np.int64})
+    ends = pd.merge_asof(
+        served_at[["person", "served_ms"]],
+        service[["person", "enter_ms", "exit_ms"]],
+        left_on="served_ms",
+        right_on="enter_ms",
+        by="person",
+        direction="backward",
     )
-    limit = first_service["exit_ms"] + settings.merge_gap_s * 1000
-    served = first_service["served_ms"].where(first_service["served_ms"] <= limit)
+    matched["service_end_ms"] = pd.Series(
+        ends["exit_ms"].to_numpy(), index=served_at.index
+    ).reindex(matched.index)
+    in_time = matched["served_ms"] <= matched["exit_ms"] + settings.merge_gap_s * 1000
+    served = matched["served_ms"].where(in_time)
+    waited = matched["dwell_s"] >= settings.min_visit_s
+    keep = served.notna() | waited
     out = pd.DataFrame(
         {
-            "person": first_service["person"],
-            "join_ms": first_service["enter_ms"],
+            "person": matched["person"],
+            "join_ms": matched["enter_ms"],
             "served_ms": served,
-            "left_ms": first_service["exit_ms"],
+            "service_end_ms": matched["service_end_ms"].where(in_time),
+            "left_ms": matched["exit_ms"],
             "abandoned": served.isna(),
-            "wait_s": (served - first_service["enter_ms"]) / 1000,
+            "wait_s": (served - matched["enter_ms"]) / 1000,
         }
     )
-    return out[columns].reset_index(drop=True)
+    return out.loc[keep, columns].reset_index(drop=True)
 
 
-def predicted_waits(events: pd.DataFrame, length_at: pd.Series, window_s: float = 600) -> pd.Series:
-    """Wait predicted for each joiner at their join time, from the queue's recent service rate.
+def predicted_waits(events: pd.DataFrame, length_at: pd.Series, history: int = 10) -> pd.Series:
+    """The wait predicted for each joiner at the moment they join.
 
-    prediction = people ahead x mean interval between recent service starts (last
-    ``window_s``); NaN while fewer than two services have been seen.
+    prediction = people already in the queue x the mean service time (time at the
+    service point) of the last ``history`` customers served before the join; NaN
+    until someone has been served.
     """
-    served = events["served_ms"].dropna().sort_values().to_numpy()
+    done = events.dropna(subset=["service_end_ms"]).sort_values("service_end_ms")
+    ends = done["service_end_ms"].to_numpy(float)
+    durations = ((done["service_end_ms"] - done["served_ms"]) / 1000).to_numpy(float)
     preds = []
-    for join in events["join_ms"].to_numpy():
-        recent = served[(served < join) & (served >= join - window_s * 1000)]
-        ahead = length_at.asof(join) if len(length_at) else 0
-        if len(recent) < 2:
+    for join in events["join_ms"].to_numpy(float):
+        n = int(np.searchsorted(ends, join))
+        if n == 0:
             preds.append(np.nan)
-        else:
-            preds.append(float(ahead) * float(np.diff(recent).mean()) / 1000)
-    return pd.Series(preds, index=events.index)
+            continue
+        ahead = max(float(length_at.asof(join - 1)) if len(length_at) else 0.0, 0.0)
+        preds.append(ahead * float(durations[max(0, n - history) : n].mean()))
+    return pd.Series(preds, index=events.index, dtype=float)
 
 
 def heatmap(
