@@ -77,18 +77,29 @@ def _transition_counts(visits: pd.DataFrame, person: str) -> pd.Series:
 
 
 def _double_counts(ours: pd.DataFrame, truth: pd.DataFrame) -> int:
-    """Engine crossings beyond the first that match one true crossing (±2 s, same line+dir)."""
+    """Our crossings left over near a true crossing after a one-to-one match in time.
+
+    Both lists are matched in time order (same line and direction, within 2 s); an
+    unmatched crossing of ours within 2 s of some true crossing is a double count.
+    """
     doubles = 0
+    tol = MATCH_S * 1000
     for (line, direction), t in truth.groupby(["line_id", "direction"]):
-        o = ours[(ours["line_id"] == line) & (ours["direction"] == direction)]["t_ms"].to_numpy()
-        tt = np.sort(t["t_ms"].to_numpy())
-        if len(o) == 0 or len(tt) == 0:
-            continue
-        idx = np.clip(np.searchsorted(tt, o), 1, len(tt) - 1)
-        nearest = np.where(np.abs(tt[idx - 1] - o) <= np.abs(tt[idx] - o), idx - 1, idx)
-        close = np.abs(tt[nearest] - o) <= MATCH_S * 1000
-        counts = np.bincount(nearest[close], minlength=len(tt))
-        doubles += int(np.clip(counts - 1, 0, None).sum())
+        sel = (ours["line_id"] == line) & (ours["direction"] == direction)
+        o = np.sort(ours.loc[sel, "t_ms"].to_numpy(np.int64))
+        tt = np.sort(t["t_ms"].to_numpy(np.int64))
+        used = np.zeros(len(tt), bool)
+        i = 0
+        for x in o:
+            while i < len(tt) and tt[i] < x - tol:
+                i += 1
+            j = i
+            while j < len(tt) and tt[j] <= x + tol and used[j]:
+                j += 1
+            if j < len(tt) and tt[j] <= x + tol:
+                used[j] = True
+            elif len(tt) and np.min(np.abs(tt - x)) <= tol:
+                doubles += 1
     return doubles
 
 

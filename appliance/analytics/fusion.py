@@ -34,6 +34,8 @@ class FusionSettings:
         radius_m: two cameras' points closer than this in one step may be one person.
         min_overlap_share: share of co-existing steps that must be close to link.
         min_overlap_steps: and at least this many close steps.
+        max_mean_distance_m: and on average this close (two people walking side by side
+            are farther apart than two cameras' views of one person).
         stitch_gap_s: a track starting this soon after another ended may continue it.
         stitch_radius_m: ... and this close to where it ended (plus walking speed x gap).
         walk_speed_mps: the walking speed that widens the stitch radius with the gap.
@@ -46,7 +48,8 @@ class FusionSettings:
     radius_m: float = 0.8
     min_overlap_share: float = 0.6
     min_overlap_steps: int = 5
-    stitch_gap_s: float = 1.5
+    max_mean_distance_m: float = 0.4
+    stitch_gap_s: float = 1.0
     stitch_radius_m: float = 0.6
     walk_speed_mps: float = 1.6
     still_mps: float = 0.4
@@ -116,7 +119,11 @@ def _overlap_links(
         .size()
     )
     share = per_pair["steps"] / both.reindex(per_pair.index)
-    ok = (share >= settings.min_overlap_share) & (per_pair["steps"] >= settings.min_overlap_steps)
+    ok = (
+        (share >= settings.min_overlap_share)
+        & (per_pair["steps"] >= settings.min_overlap_steps)
+        & (per_pair["d"] <= settings.max_mean_distance_m)
+    )
     cams = tracks.set_index("tix")
     partners: dict[tuple[int, int], list[int]] = {}
     links = []
@@ -176,9 +183,9 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
         & (cand["prev"] != cand["tix"])
         & heading
     )
-    return [
-        (int(p), int(t)) for p, t in zip(cand.loc[ok, "prev"], cand.loc[ok, "tix"], strict=True)
-    ]
+    # an ended track continues in at most one new track: the closest
+    chosen = cand.assign(dist=dist)[ok].sort_values("dist").drop_duplicates("prev")
+    return [(int(p), int(t)) for p, t in zip(chosen["prev"], chosen["tix"], strict=True)]
 
 
 def _track_ends(pts: pd.DataFrame, span: int = 20) -> pd.DataFrame:
