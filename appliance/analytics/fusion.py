@@ -150,14 +150,21 @@ def _busy(
 
 
 def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[int, int]]:
-    """Pairs (ended track, started track) where one continues the other."""
+    """Pairs (ended track, started track) where one continues the other.
+
+    Only people who vanished are continued: if another camera still sees the ended
+    person (their overlap group lasts on), or already saw the new one, it is not a
+    continuation but two people passing the same spot.
+    """
     if len(tracks) < 2:
         return []
-    ends = tracks[["tix", "t_end", "x_end", "y_end", "vx_end", "vy_end"]].sort_values("t_end")
-    starts = tracks[["tix", "t_start", "x_start", "y_start", "vx_start", "vy_start"]].sort_values(
-        "t_start"
-    )
     gap_ms = round(settings.stitch_gap_s * 1000)
+    vanished = tracks["group_end"] <= tracks["t_end"] + gap_ms
+    appeared = tracks["group_start"] >= tracks["t_start"] - gap_ms
+    ends = tracks.loc[vanished, ["tix", "t_end", "x_end", "y_end", "vx_end", "vy_end"]]
+    ends = ends.sort_values("t_end")
+    starts = tracks.loc[appeared, ["tix", "t_start", "x_start", "y_start", "vx_start", "vy_start"]]
+    starts = starts.sort_values("t_start")
     cand = pd.merge_asof(
         starts,
         ends.rename(columns={"tix": "prev"}),
@@ -242,7 +249,13 @@ def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.Dat
     tracks = _track_ends(pts)
     uf = _UnionFind(len(tracks))
     tracks["cam"] = pts.groupby("tix")["cam_code"].first().reindex(tracks["tix"]).to_numpy()
-    for a, b in _overlap_links(pts, tracks, s) + _stitch_links(tracks, s):
+    for a, b in _overlap_links(pts, tracks, s):
+        uf.union(a, b)
+    # what each overlap group (one person across cameras) spans, for the stitch rule
+    group = np.fromiter((uf.find(i) for i in range(len(tracks))), np.int64, len(tracks))
+    tracks["group_start"] = tracks.groupby(group)["t_start"].transform("min").to_numpy()
+    tracks["group_end"] = tracks.groupby(group)["t_end"].transform("max").to_numpy()
+    for a, b in _stitch_links(tracks, s):
         uf.union(a, b)
     roots = np.fromiter((uf.find(i) for i in range(len(tracks))), np.int64, len(tracks))
     person, _ = pd.factorize(roots)
