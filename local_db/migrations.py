@@ -220,3 +220,15 @@ def _m0002_aggregates(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (store_id, bucket_ms, cell_x, cell_y)) WITHOUT ROWID""",
     ):
         conn.execute(ddl)
+
+
+@migration("0003_funnels")
+def _m0003_funnels(conn: sqlite3.Connection) -> None:
+    """Ordered funnels: people reaching each step, by the bucket they came in."""
+    conn.execute(
+        """CREATE TABLE agg_funnel (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+            step INTEGER NOT NULL,            -- 0 = came in, then each zone kind in order
+            kind TEXT NOT NULL, people INTEGER NOT NULL,
+            PRIMARY KEY (store_id, bucket_ms, step)) WITHOUT ROWID"""
+    )

@@ -43,7 +43,7 @@ cameras:
       - {image: [0, 600], floor: [0, 8]}
 floor_plan: {width_m: 10, depth_m: 8}
 lines:
-  - {id: door, a: [4, 7], b: [6, 7], in_side: left}
+  - {id: door, a: [4, 7], b: [6, 7], in_side: right}  # the shop is at y < 7
 zones:
   - {id: display, kind: display, polygon: [[1, 1], [4, 1], [4, 4], [1, 4]]}
   - {id: queue, kind: queue, polygon: [[6, 2], [9, 2], [9, 5], [6, 5]]}
@@ -97,6 +97,8 @@ def test_one_customer_every_metric(config: BoxConfig) -> None:
     }
     heat = r.tables["agg_heatmap"]
     assert heat["person_s"].sum() == pytest.approx(145.9, abs=0.2)
+    funnel = r.tables["agg_funnel"].set_index("kind")["people"].to_dict()
+    assert funnel == {"in": 1, "display": 1}  # this shop has no checkout zone
 
 
 def test_two_overlapping_cameras_count_once(config: BoxConfig) -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +24,7 @@ from appliance.analytics.fusion import FusionSettings, fuse
 from appliance.analytics.geometry import inside
 from appliance.analytics.metrics import (
     MetricSettings,
+    funnel,
     heatmap,
     line_crossings,
     occupancy_series,
@@ -40,6 +41,7 @@ LOOKBACK_MS = 30 * 60 * 1000
 LOOKAHEAD_MS = 60 * 1000
 DWELL_BINS_S = (0, 10, 30, 60, 120, 300, 600, 1800)
 STAFF_SHARE = 0.5
+FUNNEL_STEPS = ("display", "checkout")
 
 
 @dataclass
@@ -173,6 +175,9 @@ def compute(
         else pd.DataFrame(columns=["bucket_ms", "from_zone", "to_zone", "count"])
     )
 
+    # funnel entrance → display → checkout, by the bucket each person came in
+    out.tables["agg_funnel"] = _funnel_table(crossings, visits, config, in_range)
+
     # heatmaps per bucket
     part = customers[in_range(customers["t_ms"])]
     out.tables["agg_heatmap"] = heatmap(
@@ -185,6 +190,31 @@ def compute(
     for df in out.tables.values():
         df.insert(0, "store_id", store)
     return out
+
+
+def _funnel_table(
+    crossings: pd.DataFrame,
+    visits: pd.DataFrame,
+    config: BoxConfig,
+    in_range: Callable[[pd.Series], pd.Series],
+) -> pd.DataFrame:
+    columns = ["bucket_ms", "step", "kind", "people"]
+    if crossings.empty:
+        return pd.DataFrame(columns=columns)
+    kinds = {z.id: z.kind for z in config.zones}
+    reached = funnel(crossings, visits, kinds, FUNNEL_STEPS)
+    start = reached[reached["step"] == 0].set_index("person")["t_ms"]
+    reached = reached.assign(came_in=reached["person"].map(start))
+    reached = reached[in_range(reached["came_in"])]
+    table = (
+        reached.assign(bucket_ms=_bucket(reached["came_in"]))
+        .groupby(["bucket_ms", "step"])
+        .size()
+        .rename("people")
+        .reset_index()
+    )
+    table["kind"] = table["step"].map(dict(enumerate(("in", *FUNNEL_STEPS))))
+    return table[columns]
 
 
 def _dwell_table(v: pd.DataFrame) -> pd.DataFrame:

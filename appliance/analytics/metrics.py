@@ -6,7 +6,7 @@ person per step, see :mod:`appliance.analytics.fusion`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +122,30 @@ def occupancy_series(
     valid = counts.index[(counts.index >= 0) & (counts.index < len(ticks))]
     out[valid.to_numpy(dtype=np.int64)] = counts.loc[valid].to_numpy()
     return pd.Series(out, index=ticks)
+
+
+def funnel(
+    crossings: pd.DataFrame,
+    visits: pd.DataFrame,
+    zone_kinds: Mapping[str, str],
+    steps: Sequence[str],
+) -> pd.DataFrame:
+    """Ordered funnel: ``person, step, t_ms`` for every step each person reached in order.
+
+    Step 0 is coming in (an ``in`` crossing of any line); step *i* is the first visit of
+    a zone of kind ``steps[i - 1]`` that starts after the person reached step *i - 1*.
+    """
+    came_in = crossings[crossings["direction"] == "in"].groupby("person")["t_ms"].min()
+    reached = [came_in.rename("t_ms").reset_index().assign(step=0)]
+    current = came_in
+    kinds = visits.assign(kind=visits["zone_id"].map(zone_kinds))
+    for i, kind in enumerate(steps, start=1):
+        v = kinds[kinds["kind"] == kind][["person", "enter_ms"]]
+        after = pd.DataFrame({"person": current.index.to_numpy(), "after": current.to_numpy()})
+        v = v.merge(after, on="person")
+        current = v[v["enter_ms"] > v["after"]].groupby("person")["enter_ms"].min()
+        reached.append(current.rename("t_ms").reset_index().assign(step=i))
+    return pd.concat(reached, ignore_index=True)[["person", "step", "t_ms"]]
 
 
 def queue_events(

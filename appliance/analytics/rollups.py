@@ -33,6 +33,7 @@ ADDITIVE = {
         },
     ),
     "agg_dwell": (["zone_id"], {"visits": "sum", "total_s": "sum"}),
+    "agg_funnel": (["step", "kind"], {"people": "sum"}),
 }
 
 
