@@ -8,33 +8,23 @@ parser's node marks).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vision.detectors import DetectorConfig, OnnxDetectorConfig
 from vision.homography import CalibrationError, FloorMapping, fit_homography
 from vision.tracking import TrackerSettings
+from vision.yaml_model import LocatedError, YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 CONFIG_VERSION = 1
 Point = tuple[float, float]
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class LocatedError(ValueError):
-    """A validation error that knows which key below the validated model it is about."""
-
-    def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class _Model(BaseModel):
@@ -281,70 +271,21 @@ class BoxConfig(_Model):
         raise KeyError(f"no camera {camera_id!r} in the config")
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    """One problem in a config file."""
-
-    file: str
-    line: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+ConfigIssue = YamlIssue
 
 
-class ConfigError(ValueError):
+class ConfigError(YamlModelError):
     """A config file is unreadable or invalid; ``issues`` has every problem."""
-
-    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
-        self.issues = list(issues)
-        super().__init__("\n".join(str(i) for i in self.issues))
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _line_of(root: Any, loc: Sequence[int | str]) -> int:
-    """1-based line of the deepest node of ``loc`` present in the YAML tree."""
-    node, line = root, 1
-    for part in loc:
-        lc = getattr(node, "lc", None)
-        if isinstance(node, dict) and part in node and lc is not None:
-            line = lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            if lc is not None:
-                line = lc.item(part)[0] + 1
-            node = node[part]
-        # else: a pydantic-only loc part (a union tag) or a missing key: stay here
-    return line
-
-
-def _issues(file: str, root: Any, error: ValidationError) -> Iterator[ConfigIssue]:
-    for err in error.errors(include_url=False):
-        loc = tuple(err["loc"])
-        message = err["msg"]
-        cause = err.get("ctx", {}).get("error")
-        if isinstance(cause, LocatedError):
-            loc, message = loc + cause.loc, str(cause)
-        # pydantic puts the union's tag after "detector"; it is not a key in the file
-        if len(loc) > 1 and loc[0] == "detector" and loc[1] in _UNION_TAGS:
-            loc = loc[:1] + loc[2:]
-        shown = ".".join(str(p) for p in loc)
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (typo?)"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        yield ConfigIssue(file, _line_of(root, loc), shown or "(top)", message)
 
 
 _UNION_TAGS = frozenset({"onnx", "ultralytics", "tensorrt"})
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # pydantic puts the detector union's tag after "detector"; it is not a key in the file
+    if len(loc) > 1 and loc[0] == "detector" and loc[1] in _UNION_TAGS:
+        return loc[:1] + loc[2:]
+    return loc
 
 
 def parse_config(text: str, file: str = "<config>") -> BoxConfig:
@@ -353,23 +294,7 @@ def parse_config(text: str, file: str = "<config>") -> BoxConfig:
     Raises:
         ConfigError: YAML syntax errors or validation errors, each with its line.
     """
-    yaml = YAML(typ="rt")
-    try:
-        root = yaml.load(text)
-    except MarkedYAMLError as exc:
-        # "while parsing a flow sequence" (context) points at the opening bracket;
-        # the problem mark is where the parser gave up, often the next line.
-        flow = str(exc.context or "").startswith("while parsing a flow")
-        mark = (exc.context_mark if flow else None) or exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        message = "; ".join(str(m) for m in (exc.context, exc.problem) if m)
-        raise ConfigError([ConfigIssue(file, line, "(yaml)", message)]) from exc
-    if not isinstance(root, dict):
-        raise ConfigError([ConfigIssue(file, 1, "(top)", "the file must be a YAML mapping")])
-    try:
-        return BoxConfig.model_validate(_plain(root))
-    except ValidationError as exc:
-        raise ConfigError(list(_issues(file, root, exc))) from exc
+    return parse_model(BoxConfig, text, file, ConfigError, _clean_loc)
 
 
 def load_config(path: str | Path) -> BoxConfig:
@@ -378,9 +303,4 @@ def load_config(path: str | Path) -> BoxConfig:
     Raises:
         ConfigError: the file is missing, unreadable or invalid.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigIssue(str(p), 1, "(file)", exc.strerror or str(exc))]) from exc
-    return parse_config(text, str(p))
+    return parse_config(read_yaml_text(path, ConfigError), str(path))

@@ -338,7 +338,7 @@ def test_unknown_key_anywhere_is_reported_on_its_line(example_text: str, site: s
     text = edit(example_text, old, new)
     issues = issues_of(text)
     assert [(i.path, i.line, i.message) for i in issues] == [
-        (path, line_of(text, "zz_typo"), "unknown key (typo?)")
+        (path, line_of(text, "zz_typo"), "unknown key 'zz_typo' (typo?)")
     ], show(issues)
 
 

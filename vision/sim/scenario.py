@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from vision.sim.distributions import Distribution, Lognormal, Normal
 from vision.sim.geometry import GeometryError, StoreGeometry, geometry_from_config_dict
+from vision.yaml_model import YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 log = logging.getLogger(__name__)
 
@@ -303,62 +302,18 @@ class Scenario(_Model):
         return demand / capacity if capacity > 0 else float("inf")
 
 
-@dataclass(frozen=True, slots=True)
-class ScenarioIssue:
-    """One problem in a scenario file."""
-
-    file: str
-    line: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+ScenarioIssue = YamlIssue
 
 
-class ScenarioError(ValueError):
+class ScenarioError(YamlModelError):
     """A scenario file is unreadable or invalid; ``issues`` lists every problem."""
-
-    def __init__(self, issues: Sequence[ScenarioIssue]) -> None:
-        self.issues = list(issues)
-        super().__init__("\n".join(str(i) for i in self.issues))
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _line_of(root: Any, loc: Sequence[int | str]) -> int:
-    node, line = root, 1
-    for part in loc:
-        lc = getattr(node, "lc", None)
-        if isinstance(node, dict) and part in node and lc is not None:
-            line = lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            if lc is not None:
-                line = lc.item(part)[0] + 1
-            node = node[part]
-    return line
 
 
 _DIST_TAGS = frozenset({"fixed", "lognormal", "exponential", "uniform", "normal"})
 
 
-def _issues(file: str, root: Any, error: ValidationError) -> Iterator[ScenarioIssue]:
-    for err in error.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if p not in _DIST_TAGS)
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r} (typo?)"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        shown = ".".join(str(p) for p in loc) or "(top)"
-        yield ScenarioIssue(file, _line_of(root, loc), shown, message)
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    return tuple(p for p in loc if p not in _DIST_TAGS)
 
 
 def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
@@ -374,19 +329,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     Raises:
         ScenarioError: YAML syntax or validation errors, each with its line and key path.
     """
-    try:
-        root = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        message = "; ".join(str(m) for m in (exc.context, exc.problem) if m)
-        raise ScenarioError([ScenarioIssue(file, line, "(yaml)", message)]) from exc
-    if not isinstance(root, dict):
-        raise ScenarioError([ScenarioIssue(file, 1, "(top)", "the file must be a YAML mapping")])
-    try:
-        return Scenario.model_validate(_plain(root))
-    except ValidationError as exc:
-        raise ScenarioError(list(_issues(file, root, exc))) from exc
+    return parse_model(Scenario, text, file, ScenarioError, _clean_loc)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -401,12 +344,7 @@ def load_scenario(path: str | Path) -> Scenario:
     Raises:
         ScenarioError: the file is missing, unreadable or invalid.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([ScenarioIssue(str(p), 1, "(file)", exc.strerror or str(exc))]) from exc
-    return parse_scenario(text, str(p))
+    return parse_scenario(read_yaml_text(path, ScenarioError), str(path))
 
 
 def load_store_geometry(scenario: Scenario, scenario_path: str | Path) -> StoreGeometry:
