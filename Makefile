@@ -18,6 +18,8 @@ demo: $(BASE_STAMP) assets
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(VENV)/bin/footfall vision --config examples/vtest.yaml --video $(ASSETS)/vtest.avi \
 	    --db $(DEMO_DB) --start-utc 2026-11-25T10:00:00Z
+	$(VENV)/bin/footfall analyze --config examples/vtest.yaml --db $(DEMO_DB) \
+	    --from 2026-11-25T10:00:00Z --to 2026-11-25T10:05:00Z
 	$(PY) -m appliance.summary $(DEMO_DB)
 
 ## Unit, integration and real-video tests (installs the peer for the comparison tests).

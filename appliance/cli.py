@@ -67,6 +67,7 @@ def cmd_vision(args: argparse.Namespace) -> int:
     config: BoxConfig = args.config
     camera = config.camera(args.camera) if args.camera else config.cameras[0]
     start = args.start_utc if args.start_utc is not None else round(video.stat().st_mtime * 1000)
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     stats = _process_video(
         config, camera, video, Path(args.db), start, args.mot_out, args.max_frames, args.quiet
     )

@@ -19,6 +19,12 @@ def summarize(db_path: str) -> str:
             "SELECT min(x_m), max(x_m), min(y_m), max(y_m) FROM track_points"
         ).fetchone()
         events = camera_events(conn)
+        footfall = conn.execute(
+            "SELECT line_id, direction, sum(count) FROM agg_footfall GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        dwell = conn.execute(
+            "SELECT zone_id, sum(visits), max(p50_s) FROM agg_dwell GROUP BY 1 ORDER BY 1"
+        ).fetchall()
     finally:
         conn.close()
     if not n:
@@ -32,6 +38,8 @@ def summarize(db_path: str) -> str:
         f"  floor extent: x {x0:.1f}–{x1:.1f} m, y {y0:.1f}–{y1:.1f} m",
     ]
     lines += [f"  camera {cam} {state} at {iso(t)} ({detail})" for cam, t, state, detail in events]
+    lines += [f"  footfall {line} {direction}: {n}" for line, direction, n in footfall]
+    lines += [f"  zone {z}: {n} visits, dwell p50 {p50:.0f} s" for z, n, p50 in dwell]
     return "\n".join(lines)
 
 

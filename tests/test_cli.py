@@ -122,7 +122,7 @@ def test_dead_source_marks_camera_down_and_recovers(tmp_path: Path, vtest: Path)
 
 
 def test_vision_writes_points_and_mot_output(tmp_path: Path, vtest: Path) -> None:
-    db, mot = tmp_path / "v.db", tmp_path / "mot.txt"
+    db, mot = tmp_path / "new-folder" / "v.db", tmp_path / "mot.txt"  # as on a fresh box
     result = footfall(
         "vision", "--config", str(EXAMPLE_CONFIG), "--video", str(vtest), "--db", str(db),
         "--start-utc", "2026-11-25T10:00:00Z", "--max-frames", "40", "--mot-out", str(mot), "-q",
