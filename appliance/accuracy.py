@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from appliance.analytics.engine import BUCKET_MS, WindowTables, analyze_range
-from appliance.analytics.metrics import MetricSettings, occupancy_series
+from appliance.analytics.metrics import MetricSettings, occupancy_series, transition_pairs
 from appliance.config import BoxConfig, load_config
 from appliance.ingest import ingest_csv
 from local_db import connect, migrate
@@ -66,14 +66,6 @@ def _merge_truth_visits(visits: pd.DataFrame, s: MetricSettings) -> pd.DataFrame
     )
     merged["dwell_s"] = (merged["exit_ms"] - merged["enter_ms"]) / 1000
     return merged[merged["dwell_s"] >= s.min_visit_s].reset_index(drop=True)
-
-
-def _transition_counts(visits: pd.DataFrame, person: str) -> pd.Series:
-    v = visits.sort_values([person, "enter_ms"])
-    nxt = v.groupby(person)["zone_id"].shift(-1)
-    pairs = pd.DataFrame({"a": v["zone_id"].to_numpy(), "b": nxt.to_numpy()}).dropna()
-    pairs = pairs[pairs["a"] != pairs["b"]]
-    return pairs.value_counts()
 
 
 def _double_counts(ours: pd.DataFrame, truth: pd.DataFrame) -> int:
@@ -191,12 +183,18 @@ def compare(
 
     # transitions (all zones but staff-only)
     zones = {z.id for z in config.zones if z.kind != "staff_only"}
-    tt = _transition_counts(tv[tv["zone_id"].isin(zones)], "person_id")
-    ot = _transition_counts(ov[ov["zone_id"].isin(zones)], "person")
-    both = pd.concat([tt.rename("t"), ot.rename("o")], axis=1).fillna(0)
-    errors["transitions_l1_rel_err"] = _rel(
-        float((both["o"] - both["t"]).abs().sum()) + both["t"].sum(), both["t"].sum()
-    )
+    tt = transition_pairs(tv[tv["zone_id"].isin(zones)], "person_id")
+    ot = transition_pairs(ov[ov["zone_id"].isin(zones)])
+    both = pd.concat(
+        [
+            tt[["from_zone", "to_zone"]].value_counts().rename("t"),
+            ot[["from_zone", "to_zone"]].value_counts().rename("o"),
+        ],
+        axis=1,
+    ).fillna(0)
+    total = float(both["t"].sum())
+    l1 = float((both["o"] - both["t"]).abs().sum())
+    errors["transitions_l1_rel_err"] = l1 / total if total else None
     errors["transitions_exact"] = bool((both["o"] == both["t"]).all())
 
     # queues: mean measured wait and the predicted-wait error

@@ -111,17 +111,11 @@ def run_ours(config: BoxConfig, video: Path, max_frames: int | None = None) -> R
     )
 
 
-def _peer_frames(model_path: Path, video: Path, imgsz: int, conf: float | None) -> Iterator[object]:
+def _peer_frames(model_path: Path, video: Path, imgsz: int) -> Iterator[object]:
     ultralytics = import_ultralytics()
     model = ultralytics.YOLO(str(model_path), task="detect")
-    kwargs = {"conf": conf} if conf is not None else {}
     yield from model.track(
-        source=str(video),
-        tracker="bytetrack.yaml",
-        stream=True,
-        imgsz=imgsz,
-        verbose=False,
-        **kwargs,
+        source=str(video), tracker="bytetrack.yaml", stream=True, imgsz=imgsz, verbose=False
     )
 
 
@@ -147,7 +141,7 @@ def run_peer(
     imgsz = max(config.detector.input_size)
     try:
         started = time.perf_counter()
-        for result in _peer_frames(model, video, imgsz, None):
+        for result in _peer_frames(model, video, imgsz):
             boxes = result.boxes  # type: ignore[attr-defined]
             tracked = 0 if boxes is None or boxes.id is None else len(boxes.id)
             if tracked:

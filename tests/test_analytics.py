@@ -27,20 +27,12 @@ cameras:
     source: sim:test
     fps: 10
     resolution: [800, 600]
-    calibration:
+    calibration: &whole-floor
       - {image: [0, 0], floor: [0, 0]}
       - {image: [800, 0], floor: [10, 0]}
       - {image: [800, 600], floor: [10, 8]}
       - {image: [0, 600], floor: [0, 8]}
-  - id: cam-b
-    source: sim:test
-    fps: 10
-    resolution: [800, 600]
-    calibration:
-      - {image: [0, 0], floor: [0, 0]}
-      - {image: [800, 0], floor: [10, 0]}
-      - {image: [800, 600], floor: [10, 8]}
-      - {image: [0, 600], floor: [0, 8]}
+  - {id: cam-b, source: "sim:test", fps: 10, resolution: [800, 600], calibration: *whole-floor}
 floor_plan: {width_m: 10, depth_m: 8}
 lines:
   - {id: door, a: [4, 7], b: [6, 7], in_side: right}  # the shop is at y < 7

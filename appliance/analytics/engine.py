@@ -30,6 +30,7 @@ from appliance.analytics.metrics import (
     occupancy_series,
     predicted_waits,
     queue_events,
+    transition_pairs,
     zone_visits,
 )
 from appliance.config import BoxConfig, ZoneConfig
@@ -153,26 +154,14 @@ def compute(
     out.tables["agg_queue"] = _queue_table(customers, config, t0_ms, t1_ms, s, out)
 
     # transitions, by the entry time of the next zone
-    tr_rows = []
-    if not visits.empty:
-        ordered = visits.sort_values(["person", "enter_ms"])
-        nxt_zone = ordered.groupby("person")["zone_id"].shift(-1)
-        nxt_enter = ordered.groupby("person")["enter_ms"].shift(-1)
-        pairs = pd.DataFrame(
-            {"from_zone": ordered["zone_id"], "to_zone": nxt_zone, "t": nxt_enter}
-        ).dropna()
-        pairs = pairs[(pairs["from_zone"] != pairs["to_zone"]) & in_range(pairs["t"])]
-        tr_rows.append(
-            pairs.assign(bucket_ms=_bucket(pairs["t"].astype(np.int64)))
-            .groupby(["bucket_ms", "from_zone", "to_zone"])
-            .size()
-            .rename("count")
-            .reset_index()
-        )
+    pairs = transition_pairs(visits)
+    pairs = pairs[in_range(pairs["t_ms"])]
     out.tables["agg_transitions"] = (
-        tr_rows[0]
-        if tr_rows
-        else pd.DataFrame(columns=["bucket_ms", "from_zone", "to_zone", "count"])
+        pairs.assign(bucket_ms=_bucket(pairs["t_ms"]))
+        .groupby(["bucket_ms", "from_zone", "to_zone"])
+        .size()
+        .rename("count")
+        .reset_index()
     )
 
     # funnel entrance → display → checkout, by the bucket each person came in
@@ -346,10 +335,8 @@ def write_tables(
                 continue
             cols = list(df.columns)
             marks = ", ".join("?" for _ in cols)
-            rows = [
-                tuple(None if (isinstance(x, float) and np.isnan(x)) else _plain(x) for x in r)
-                for r in df.itertuples(index=False)
-            ]
+            # object dtype boxes numpy scalars as Python ones; NaN becomes NULL
+            rows = df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
             conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows)
         people = result.customers.assign(bucket_ms=_bucket(result.customers["t_ms"]))
         per_bucket = (
@@ -369,14 +356,6 @@ def write_tables(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-
-
-def _plain(x: object) -> object:
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    return x
 
 
 def analyze_range(

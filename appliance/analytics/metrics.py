@@ -124,6 +124,24 @@ def occupancy_series(
     return pd.Series(out, index=ticks)
 
 
+def transition_pairs(visits: pd.DataFrame, person: str = "person") -> pd.DataFrame:
+    """Consecutive distinct zones of each person: ``from_zone, to_zone, t_ms``.
+
+    ``t_ms`` is when the person entered ``to_zone``.
+    """
+    v = visits.sort_values([person, "enter_ms"])
+    nxt = v.groupby(person)
+    pairs = pd.DataFrame(
+        {
+            "from_zone": v["zone_id"].to_numpy(),
+            "to_zone": nxt["zone_id"].shift(-1).to_numpy(),
+            "t_ms": nxt["enter_ms"].shift(-1).to_numpy(),
+        }
+    ).dropna()
+    pairs = pairs[pairs["from_zone"] != pairs["to_zone"]]
+    return pairs.astype({"t_ms": np.int64}).reset_index(drop=True)
+
+
 def funnel(
     crossings: pd.DataFrame,
     visits: pd.DataFrame,
