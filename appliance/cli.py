@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 from appliance.db_commands import add_db_parser
+from appliance.web_commands import add_web_parser
 
 logger = logging.getLogger("footfall")
 
@@ -438,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval_mot)
 
     add_db_parser(sub)
+    add_web_parser(sub)
     return parser
 
 

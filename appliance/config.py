@@ -223,6 +223,23 @@ class RingBufferConfig(_Model):
     max_mb: int = Field(64, gt=0, le=4096)
 
 
+class WebConfig(_Model):
+    """The store dashboard's HTTP server.
+
+    Attributes:
+        https: the dashboard is served over HTTPS (a TLS proxy in front); session cookies
+            are then marked ``Secure``.
+        session_hours: how long a sign-in lasts.
+        login_attempts: failed sign-ins allowed per address and per username in 5 minutes.
+    """
+
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    https: bool = False
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    login_attempts: int = Field(5, ge=1, le=100)
+
+
 class BoxConfig(_Model):
     """The whole box: one file per store."""
 
@@ -237,6 +254,7 @@ class BoxConfig(_Model):
     alerts: list[AlertRule] = Field(default_factory=list)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ring_buffer: RingBufferConfig = Field(default_factory=RingBufferConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> BoxConfig:

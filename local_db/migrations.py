@@ -232,3 +232,20 @@ def _m0003_funnels(conn: sqlite3.Connection) -> None:
             kind TEXT NOT NULL, people INTEGER NOT NULL,
             PRIMARY KEY (store_id, bucket_ms, step)) WITHOUT ROWID"""
     )
+
+
+@migration("0004_accounts")
+def _m0004_accounts(conn: sqlite3.Connection) -> None:
+    """Dashboard accounts (hashed passwords, one role each) and the web UI's settings."""
+    conn.execute(
+        """CREATE TABLE web_users (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,      -- werkzeug scrypt, never the password
+            role TEXT NOT NULL CHECK (role IN ('staff', 'manager', 'installer')),
+            created_ms INTEGER NOT NULL) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE web_settings (
+            key TEXT PRIMARY KEY,             -- 'secret_key', 'setup_token_hash'
+            value TEXT NOT NULL) WITHOUT ROWID"""
+    )

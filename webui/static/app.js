@@ -1,0 +1,27 @@
+// footfall dashboard: polling that pauses while the page is hidden.
+// Elements with data-poll-ms="2000" and hx-trigger="poll" are refreshed every
+// interval, but only while the tab is visible (a tablet's screen off costs nothing).
+(function () {
+  "use strict";
+
+  function startPolling(root) {
+    root.querySelectorAll("[data-poll-ms]").forEach(function (el) {
+      if (el.dataset.pollStarted) { return; }
+      el.dataset.pollStarted = "1";
+      var ms = parseInt(el.dataset.pollMs, 10) || 2000;
+      var timer = setInterval(function () {
+        if (!document.body.contains(el)) { clearInterval(timer); return; }
+        if (document.visibilityState === "visible") { htmx.trigger(el, "poll"); }
+      }, ms);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { startPolling(document); });
+  document.addEventListener("htmx:afterSettle", function (e) { startPolling(e.target); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") {
+      document.querySelectorAll("[data-poll-ms]").forEach(function (el) { htmx.trigger(el, "poll"); });
+    }
+  });
+  window.footfall = { startPolling: startPolling };
+})();
