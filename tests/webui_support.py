@@ -1,14 +1,23 @@
-"""Helpers for dashboard tests: an app on a fresh migrated database, accounts, CSRF tokens."""
+"""Helpers for dashboard tests: an app on a fresh migrated database, accounts, CSRF tokens.
+
+:func:`build_sim_store` fills a database with the real engine from a simulated store.
+"""
 
 from __future__ import annotations
 
 import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 
-from local_db import connect
+from appliance.analytics.engine import BUCKET_MS, analyze_range
+from appliance.config import load_config
+from appliance.ingest import ingest_csv
+from local_db import connect, migrate
+from vision.sim import load_scenario, load_store_geometry, simulate
 from webui import create_app
 from webui.accounts import ROLES, create_user
 
@@ -45,3 +54,75 @@ def sign_in(client: FlaskClient, username: str, password: str = PASSWORD) -> int
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
     return response.status_code
+
+
+SUPERMARKET = REPO / "examples" / "sim" / "supermarket"
+
+
+@dataclass(frozen=True)
+class SimStore:
+    """A database filled by the real chain: simulated supermarket → ingest → engine.
+
+    Attributes:
+        db: the SQLite file (copy it before use).
+        config: the store YAML.
+        start_ms: the first bucket's start.
+        end_ms: the end of the last analysed bucket.
+        sim_end_ms: the last simulated sample.
+        partial_ms: a bucket where one camera was down for a while.
+        missing_ms: a bucket where every camera was down.
+    """
+
+    db: Path
+    config: Path
+    start_ms: int
+    end_ms: int
+    sim_end_ms: int
+    partial_ms: int
+    missing_ms: int
+
+
+def build_sim_store(folder: Path, duration_s: float = 1500, seed: int = 3) -> SimStore:
+    """Simulate ``duration_s`` of supermarket arrivals and run ingest and the engine on it.
+
+    The scenario's own camera outage (one camera, 25-30 min in) makes a partial bucket;
+    all cameras are then recorded down for the next bucket, which becomes missing.
+    """
+    scenario = load_scenario(SUPERMARKET / "scenario.yaml")
+    scenario = scenario.model_copy(
+        update={"arrivals": scenario.arrivals.model_copy(update={"duration_s": duration_s})}
+    )
+    sim = simulate(scenario, load_store_geometry(scenario, SUPERMARKET / "scenario.yaml"), seed)
+    config_path = SUPERMARKET / "store.yaml"
+    config = load_config(config_path)
+    start = sim.start_ms - sim.start_ms % BUCKET_MS
+    outage = sim.camera_outages.iloc[0]
+    partial = int(outage["from_ms"]) - int(outage["from_ms"]) % BUCKET_MS
+    missing = max(partial, sim.end_ms - sim.end_ms % BUCKET_MS) + BUCKET_MS
+    events = [(cam, sim.start_ms - 1, "up", "") for cam in sim.camera_uptime]
+    events += [
+        (str(outage["camera_id"]), int(outage["from_ms"]), "down", "simulated outage"),
+        (str(outage["camera_id"]), int(outage["to_ms"]), "up", ""),
+    ]
+    events += [(cam, missing, "down", "power cut") for cam in sim.camera_uptime]
+    events += [(cam, missing + BUCKET_MS, "up", "") for cam in sim.camera_uptime]
+    db = folder / "sim.db"
+    conn = connect(db)
+    try:
+        migrate(conn)
+        ingest_csv(conn, sim.write_csv(folder / "observations.csv"), config)
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO camera_events VALUES (?, ?, ?, ?)", events)
+        conn.execute("COMMIT")
+        analyze_range(conn, config, start, missing + BUCKET_MS)
+    finally:
+        conn.close()
+    return SimStore(db, config_path, start, missing + BUCKET_MS, sim.end_ms, partial, missing)
+
+
+def app_on_copy(store: SimStore, tmp_path: Path, now_ms: int) -> Flask:
+    """The dashboard over a copy of ``store``'s database, its clock fixed at ``now_ms``."""
+    shutil.copyfile(store.db, tmp_path / "box.db")
+    app = make_app(tmp_path, store.config)
+    app.config["FOOTFALL_CLOCK"] = lambda: now_ms / 1000
+    return app

@@ -1,39 +1,30 @@
-"""The dashboard's pages. Each is a full page, or its inner fragment for an htmx request."""
+"""The dashboard's pages. Each is a full page, or its inner fragment for an htmx request.
+
+The blueprint and :func:`render_page` live in :mod:`webui.blueprint`; each page has
+its own module, imported here so that its routes are on the blueprint when the app
+registers it.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from flask import Blueprint, render_template, request
-
-from webui.app import context
+from webui import compare, downloads, dwell, flow, health, heatmap, queues, trends
 from webui.auth import requires
+from webui.blueprint import bp, render_page, scope
 from webui.db import read_db
+from webui.periods import local_midnight_ms
 
-bp = Blueprint("pages", __name__)
-
-
-def render_page(template: str, fragment: str, **values: object) -> str:
-    """The whole page, or only its fragment when htmx asks (``HX-Request: true``)."""
-    if request.headers.get("HX-Request") == "true":
-        return render_template(fragment, **values)
-    return render_template(template, fragment=fragment, **values)
-
-
-def local_midnight_ms(now_ms: int, tz: str) -> int:
-    """UTC milliseconds of the local midnight that began the store's day."""
-    local = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(tz))
-    return round(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
+__all__ = ["bp", "render_page"]
+#: the page modules whose routes this blueprint carries
+PAGE_MODULES = (compare, downloads, dwell, flow, health, heatmap, queues, trends)
 
 
 @bp.get("/")
 @requires("view")
 def index() -> str:
     """Today at a glance: footfall in and out per line since local midnight."""
-    config = context().config
-    since = local_midnight_ms(round(time.time() * 1000), config.store.timezone)
+    s = scope()
+    config = s.config
+    since = local_midnight_ms(s.now_ms, s.tz)
     rows = (
         read_db()
         .execute(

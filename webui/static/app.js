@@ -23,5 +23,12 @@
       document.querySelectorAll("[data-poll-ms]").forEach(function (el) { htmx.trigger(el, "poll"); });
     }
   });
+  // Editing a window's from/to means a custom window.
+  document.addEventListener("change", function (e) {
+    var input = e.target;
+    if (!input.form || (input.name !== "from" && input.name !== "to")) { return; }
+    var choice = input.form.querySelector("select[name=window]");
+    if (choice) { choice.value = "custom"; }
+  });
   window.footfall = { startPolling: startPolling };
 })();

@@ -1,0 +1,78 @@
+"""CSV downloads of the charts' tables (``export`` permission), through :mod:`appliance.export`.
+
+The rows are exactly what ``footfall export`` writes for the same table, window,
+period and k (k-suppression included), plus two columns: the bucket's local time
+and its coverage status, so that a gap in the file never reads as a zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import pandas as pd
+from flask import Response, abort, request, url_for
+
+from appliance.analytics.rollups import PERIODS, Period
+from appliance.export import TABLES, read_table
+from webui.auth import requires
+from webui.blueprint import bp, scope
+from webui.coverage import bucket_status, by_period
+from webui.db import read_db
+from webui.periods import Window
+
+logger = logging.getLogger(__name__)
+
+
+def period_arg(value: str | None) -> Period | None:
+    """``hour``/``day``/``week``/``month`` from a query string, else None (5-minute buckets)."""
+    return cast(Period, value) if value in PERIODS else None
+
+
+def k_arg(value: str | None) -> int:
+    """The k of k-suppression from a query string (0: off); junk counts as off."""
+    try:
+        return max(0, min(100, int(value or 0)))
+    except ValueError:
+        return 0
+
+
+def with_local_time(df: pd.DataFrame, statuses: pd.Series, tz: str) -> pd.DataFrame:
+    """Insert ``local_time`` and ``coverage`` after ``bucket_ms``."""
+    out = df.copy()
+    at = out.columns.get_loc("bucket_ms") + 1
+    stamp = pd.to_datetime(out["bucket_ms"], unit="ms", utc=True).dt.tz_convert(tz)
+    out.insert(at, "local_time", stamp.dt.strftime("%Y-%m-%dT%H:%M%z"))
+    out.insert(at + 1, "coverage", out["bucket_ms"].map(statuses).fillna("missing"))
+    return out
+
+
+@bp.get("/export/<table>.csv")
+@requires("export")
+def export_csv(table: str) -> Response:
+    """One aggregate table for the page's window, as CSV (``period``, ``k`` as on the page)."""
+    if table not in TABLES:
+        abort(404)
+    s = scope()
+    if s.error:
+        abort(400, s.error)
+    period = period_arg(request.args.get("period"))
+    k = k_arg(request.args.get("k"))
+    w = s.window
+    conn = read_db()
+    df = read_table(conn, table, w.t0_ms, w.t1_ms, period=period, tz=s.tz, k=k)
+    cov = by_period(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), period, s.tz)
+    df = with_local_time(df, cov["status"], s.tz)
+    name = f"{s.store_id}-{table}-{w.from_text}-{w.to_text}".replace(":", "")
+    logger.info("CSV %s: %d rows, period %s, k %d", name, len(df), period, k)
+    return Response(
+        df.to_csv(index=False),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@bp.app_template_global()
+def csv_url(window: Window, table: str, **extra: object) -> str:
+    """The CSV download of ``table`` for ``window`` (with ``period``, ``k``, … as given)."""
+    return url_for("pages.export_csv", table=table, **window.args(), **extra)
