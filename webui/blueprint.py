@@ -14,7 +14,14 @@ from flask import Blueprint, current_app, render_template, request
 from appliance.config import BoxConfig
 from webui.app import context
 from webui.floorplan import ZONE_KIND_LABELS
-from webui.periods import WINDOWS, Window, WindowError, last_closed_bucket_end, now_ms, window_from_args
+from webui.periods import (
+    WINDOWS,
+    Window,
+    WindowError,
+    last_closed_bucket_end,
+    now_ms,
+    window_from_args,
+)
 
 logger = logging.getLogger(__name__)
 

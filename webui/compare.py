@@ -96,6 +96,8 @@ def range_metrics(
     last = funnel.get(max(funnel), 0) if funnel else 0
     out["Funnel", "came in → checkout %"] = 100 * last / came if came else None
     cov = summarise(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), s.tz)
+    if cov.complete + cov.partial == 0:  # no data at all: blanks, not zeros
+        out = dict.fromkeys(out)
     return out, cov
 
 

@@ -8,7 +8,7 @@ and its coverage status, so that a gap in the file never reads as a zero.
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import Any
 
 import pandas as pd
 from flask import Response, abort, request, url_for
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def period_arg(value: str | None) -> Period | None:
     """``hour``/``day``/``week``/``month`` from a query string, else None (5-minute buckets)."""
-    return cast(Period, value) if value in PERIODS else None
+    return value if value in PERIODS else None
 
 
 def k_arg(value: str | None) -> int:
@@ -75,4 +75,5 @@ def export_csv(table: str) -> Response:
 @bp.app_template_global()
 def csv_url(window: Window, table: str, **extra: object) -> str:
     """The CSV download of ``table`` for ``window`` (with ``period``, ``k``, … as given)."""
-    return url_for("pages.export_csv", table=table, **window.args(), **extra)
+    args: dict[str, Any] = {**window.args(), **extra}
+    return url_for("pages.export_csv", table=table, **args)

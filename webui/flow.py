@@ -81,7 +81,9 @@ def matrix(pairs: pd.DataFrame, zone_order: list[str], k: int) -> Matrix:
     return Matrix(zones, rows, hidden)
 
 
-def read_funnel(conn: sqlite3.Connection, store_id: str, t0_ms: int, t1_ms: int) -> list[FunnelStep]:
+def read_funnel(
+    conn: sqlite3.Connection, store_id: str, t0_ms: int, t1_ms: int
+) -> list[FunnelStep]:
     """The funnel summed over the window, with conversion percentages."""
     rows = conn.execute(
         "SELECT step, sum(people) FROM agg_funnel "
@@ -116,7 +118,5 @@ def flow() -> tuple[str, int]:
     m = matrix(read_transitions(conn, s.store_id, w.t0_ms, w.t1_ms), order, k)
     steps = read_funnel(conn, s.store_id, w.t0_ms, w.t1_ms)
     cov = summarise(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), s.tz)
-    page = render_page(
-        "flow.html", "flow_fragment.html", s=s, matrix=m, funnel=steps, k=k, cov=cov
-    )
+    page = render_page("flow.html", "flow_fragment.html", s=s, matrix=m, funnel=steps, k=k, cov=cov)
     return page, page_status(s)

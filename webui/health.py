@@ -1,5 +1,8 @@
-"""The Health page: cameras up or down, the age of their newest point, recent coverage,
-database size, free disk, sync lag, and the running box's frame rates when it reports them.
+"""The Health page: is the box seeing and storing what it should.
+
+Cameras up or down and the age of their newest point, the coverage of the last
+two hours, database size, free disk, sync lag, and the running box's frame rates
+when it reports them.
 
 The box's runtime may put an object with ``health_report() -> dict`` under
 ``app.extensions["footfall_health"]`` (:class:`appliance.health.Health`); its
@@ -43,7 +46,9 @@ class CameraHealth:
     dropped: int | None
 
 
-def camera_states(conn: sqlite3.Connection, camera_ids: list[str], now_ms: int) -> dict[str, tuple[bool, int | None, str]]:
+def camera_states(
+    conn: sqlite3.Connection, camera_ids: list[str], now_ms: int
+) -> dict[str, tuple[bool, int | None, str]]:
     """Each camera's latest event at ``now_ms``: (up, since, detail); up without events."""
     out: dict[str, tuple[bool, int | None, str]] = {}
     for cam in camera_ids:

@@ -80,9 +80,13 @@ def build_heat(cells: pd.DataFrame, display_m: float, k: int) -> Heat:
     legend = [(i, 0.0 if i == 0 else bounds[i - 1], bounds[i]) for i in range(LEVELS)]
     out = [
         HeatCell(round(gx * display_m, 3), round(gy * display_m, 3), int(lv))
-        for gx, gy, lv in zip(shown["gx"].tolist(), shown["gy"].tolist(), levels.tolist(), strict=True)
+        for gx, gy, lv in zip(
+            shown["gx"].tolist(), shown["gy"].tolist(), levels.tolist(), strict=True
+        )
     ]
-    return Heat(display_m, out, legend if top > 0 else [], float(per_m2.sum() * display_m**2), hidden)
+    return Heat(
+        display_m, out, legend if top > 0 else [], float(per_m2.sum() * display_m**2), hidden
+    )
 
 
 @bp.get("/heatmap")

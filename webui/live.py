@@ -8,6 +8,7 @@ visible (``static/app.js``).
 from __future__ import annotations
 
 from appliance.live import snapshot
+
 from webui.auth import requires
 from webui.blueprint import bp, render_page, scope
 from webui.db import read_db

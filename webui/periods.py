@@ -121,7 +121,9 @@ def parse_local(text: str, tz: str, *, end: bool = False) -> int:
             return to_utc_ms(day + timedelta(days=1 if end else 0), tz)
         return to_utc_ms(datetime.strptime(text, _INPUT_FORMAT), tz)
     except ValueError as exc:
-        raise WindowError(f"{text!r} is not a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM)") from exc
+        raise WindowError(
+            f"{text!r} is not a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM)"
+        ) from exc
 
 
 def last_closed_bucket_end(ms: int) -> int:
@@ -175,7 +177,7 @@ def resolution(t0_ms: int, t1_ms: int) -> Period | None:
 
 
 def key_label(ms: int, period: Period | None, tz: str) -> str:
-    """A period key as the store's local time: ``17:05``, ``Wed 5 Jun``, ``Jun 2024``, …"""
+    """A period key as the store's local time: ``17:05``, ``Wed 5 Jun``, or ``Jun 2024``."""
     dt = local(ms, tz)
     if period == "month":
         return f"{dt:%b %Y}"

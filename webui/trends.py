@@ -1,5 +1,4 @@
-"""The Trends page: footfall in by hour, day, week or month, against the previous
-period and the same period a year before.
+"""The Trends page: footfall in by hour, day, week or month, against before and last year.
 
 Each granularity shows a range that ends with the period holding the chosen date:
 an hour chart shows that day, a day chart its week (Monday first), a week chart the
