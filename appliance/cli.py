@@ -183,6 +183,28 @@ def cmd_bench_analytics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench_webui(args: argparse.Namespace) -> int:
+    """The dashboard's server time per page on a month of synthetic aggregates."""
+    from appliance.bench_webui import bench_webui
+
+    r = bench_webui(args.repeat)
+    if args.json:
+        print(json.dumps(r))
+        return EXIT_OK
+    print(f"footfall bench webui — {r['cores']} cores, median of {r['repeat']} requests")
+    print(
+        f"data: {r['data']}: {r['days']} days of 5-minute buckets, {r['zones']} zones, "
+        f"{sum(r['rows'].values()):,} rows, {r['db_mb']} MB (filled in {r['fill_s']} s)"
+    )
+    print(f"{'page':<24} {'full ms':>8} {'fragment ms':>12} {'fragment KB':>12}")
+    for p in r["pages"]:
+        full, fragment, kb = p["full_ms"], p["fragment_ms"], p["fragment_kb"]
+        print(f"{p['page']:<24} {full:>8.1f} {fragment:>12.1f} {kb:>12.1f}")
+    verdict = "within" if r["worst_ms"] < r["target_ms"] else "OVER"
+    print(f"slowest: {r['worst_ms']} ms ({verdict} the {r['target_ms']:.0f} ms target)")
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a store scenario; write observations.csv (the ingest format) and truth.json."""
     from vision.sim import LayoutError, ScenarioError, simulate_file
@@ -385,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--visitors", type=int, default=3000)
     ba.add_argument("--json", action="store_true", help="one JSON object")
     ba.set_defaults(func=cmd_bench_analytics)
+    bw = bench_sub.add_parser("webui", help="dashboard server time per page on a month of data")
+    bw.add_argument("--repeat", type=int, default=7, help="requests per page (the median)")
+    bw.add_argument("--json", action="store_true", help="one JSON object")
+    bw.set_defaults(func=cmd_bench_webui)
 
     ing = sub.add_parser("ingest", help="import trajectories from any tracker (CSV)")
     ing.add_argument("--config", type=_config_arg, required=True)

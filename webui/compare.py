@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from flask import request
 
@@ -45,11 +44,6 @@ class Metric:
         return None if d is None or not self.a else 100 * d / self.a
 
 
-def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> float | None:
-    row = conn.execute(sql, params).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
-
-
 def range_metrics(
     conn: sqlite3.Connection, s: Scope, w: Window
 ) -> tuple[dict[tuple[str, str], float | None], CoverageSummary]:
@@ -57,17 +51,18 @@ def range_metrics(
     p = (s.store_id, w.t0_ms, w.t1_ms)
     where = "store_id = ? AND bucket_ms >= ? AND bucket_ms < ?"
     out: dict[tuple[str, str], float | None] = {}
+    ins_outs = dict(
+        conn.execute(
+            f"SELECT direction, sum(count) FROM agg_footfall WHERE {where} GROUP BY 1", p
+        ).fetchall()
+    )
     for direction in ("in", "out"):
-        out["Footfall", f"people {direction}"] = _one(
-            conn, f"SELECT coalesce(sum(count), 0) FROM agg_footfall WHERE {where} "
-            "AND direction = ?", (*p, direction),
-        )  # fmt: skip
-    out["Occupancy", "mean people in the store"] = _one(
-        conn, f"SELECT avg(mean) FROM agg_occupancy WHERE {where} AND zone_id = ''", p
-    )
-    out["Occupancy", "peak people in the store"] = _one(
-        conn, f"SELECT max(max) FROM agg_occupancy WHERE {where} AND zone_id = ''", p
-    )
+        out["Footfall", f"people {direction}"] = float(ins_outs.get(direction, 0))
+    mean, peak = conn.execute(
+        f"SELECT avg(mean), max(max) FROM agg_occupancy WHERE {where} AND zone_id = ''", p
+    ).fetchone()
+    out["Occupancy", "mean people in the store"] = mean
+    out["Occupancy", "peak people in the store"] = peak
     dwell = {
         z: (v, t)
         for z, v, t in conn.execute(

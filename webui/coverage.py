@@ -28,8 +28,32 @@ _MAX_STRIP_RUNS = 400
 
 
 def keys_of(bucket_ms: pd.Series, period: Period | None, tz: str) -> pd.Series:
-    """Each bucket's key: itself, or the UTC ms of its local period's start."""
-    return bucket_ms if period is None else period_start(bucket_ms, period, tz)
+    """Each bucket's key: itself, or the UTC ms of its local period's start.
+
+    The same keys as :func:`appliance.analytics.rollups.period_start`; for days, weeks
+    and months they are found among the few local period starts of the range
+    (localised once each) instead of converting every bucket.
+    """
+    if period is None or bucket_ms.empty:
+        return bucket_ms
+    if period == "hour":
+        return period_start(bucket_ms, period, tz)
+    first = pd.Timestamp(int(bucket_ms.min()), unit="ms", tz="UTC").tz_convert(tz)
+    last = pd.Timestamp(int(bucket_ms.max()), unit="ms", tz="UTC").tz_convert(tz)
+    days = pd.date_range(
+        first.tz_localize(None).normalize() - pd.Timedelta(days=31),
+        last.tz_localize(None).normalize(),
+        freq="D",
+    )
+    if period == "week":
+        days = days[days.day_of_week == 0]
+    elif period == "month":
+        days = days[days.day == 1]
+    local = days.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+    edges = (local - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    edges = np.asarray(edges, dtype=np.int64)
+    at = np.searchsorted(edges, bucket_ms.to_numpy(np.int64), side="right") - 1
+    return pd.Series(edges[at], index=bucket_ms.index)
 
 
 def bucket_status(
@@ -63,22 +87,23 @@ def by_period(buckets: pd.DataFrame, period: Period | None, tz: str) -> pd.DataF
     Columns: ``expected`` (closed buckets), ``complete``, ``partial``, ``missing``,
     ``coverage`` (mean over closed buckets) and ``status``.
     """
-    df = buckets.assign(key=keys_of(buckets["bucket_ms"], period, tz))
-    flags = pd.get_dummies(df["status"]).reindex(columns=list(STATUS_LABELS), fill_value=False)
-    out = flags.astype(int).groupby(df["key"]).sum()
-    out["expected"] = out[["complete", "partial", "missing"]].sum(axis=1)
-    out["coverage"] = df.groupby("key")["coverage"].mean()
-    status = np.where(
-        out["expected"] == 0,
-        "future",
-        np.where(
-            out["complete"] == out["expected"],
-            "complete",
-            np.where(out["missing"] == out["expected"], "missing", "partial"),
-        ),
+    keys, inverse = np.unique(keys_of(buckets["bucket_ms"], period, tz), return_inverse=True)
+    status = buckets["status"].to_numpy(object)
+    out = pd.DataFrame(
+        {s: np.bincount(inverse, status == s, len(keys)).astype(int) for s in STATUS_LABELS},
+        index=pd.Index(keys, name="key"),
     )
-    out["status"] = status
-    return out.rename_axis("key")
+    out["expected"] = out[["complete", "partial", "missing"]].sum(axis=1)
+    cov = buckets["coverage"].to_numpy(float)
+    seen = ~np.isnan(cov)
+    total = np.bincount(inverse, np.where(seen, cov, 0.0), len(keys))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["coverage"] = total / np.bincount(inverse, seen, len(keys))
+    e, c, m = (out[k].to_numpy() for k in ("expected", "complete", "missing"))
+    out["status"] = np.where(
+        e == 0, "future", np.where(c == e, "complete", np.where(m == e, "missing", "partial"))
+    )
+    return out
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,10 @@ the bin (marked ≈), since percentiles of different buckets do not combine.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from appliance.analytics.engine import DWELL_BINS_S
 from webui.auth import requires
@@ -71,36 +69,46 @@ def hist_percentile(hist: np.ndarray, q: float) -> float | None:
     return lo + (hi - lo) * (q * total - before) / float(hist[i])
 
 
-def read_dwell(conn: sqlite3.Connection, store_id: str, t0_ms: int, t1_ms: int) -> pd.DataFrame:
-    """The window's ``agg_dwell`` rows."""
-    return pd.read_sql_query(
-        "SELECT zone_id, bucket_ms, visits, total_s, p50_s, p90_s, hist FROM agg_dwell "
-        "WHERE store_id = ? AND bucket_ms >= ? AND bucket_ms < ? ORDER BY bucket_ms",
-        conn,
-        params=(store_id, t0_ms, t1_ms),
-    )
+def read_dwell(
+    conn: sqlite3.Connection, store_id: str, t0_ms: int, t1_ms: int
+) -> dict[str, ZoneDwell]:
+    """Per zone with rows in ``[t0, t1)``: visits, mean, percentiles and the summed histogram.
 
-
-def zone_dwell(rows: pd.DataFrame, zone_id: str, kind: str) -> ZoneDwell:
-    """Combine one zone's rows (see module docs)."""
-    mine = rows[rows["zone_id"] == zone_id]
-    visits = int(mine["visits"].sum())
-    hist = np.zeros(N_BINS, np.int64)
-    for text in mine["hist"]:
-        hist += np.asarray(json.loads(text), np.int64)[:N_BINS]
-    mean = float(mine["total_s"].sum()) / visits if visits else None
-    if len(mine) == 1:
-        row = mine.iloc[0]
-        p50, p90 = row["p50_s"], row["p90_s"]
-        return ZoneDwell(
-            zone_id, kind, visits, mean,
-            None if pd.isna(p50) else float(p50), None if pd.isna(p90) else float(p90),
-            True, hist.tolist(),
+    The histograms are added by SQLite (``json_each``), not decoded row by row.
+    """
+    where = "store_id = ? AND bucket_ms >= ? AND bucket_ms < ?"
+    params = (store_id, t0_ms, t1_ms)
+    hists: dict[str, np.ndarray] = {}
+    for zone, i, n in conn.execute(
+        f"SELECT d.zone_id, CAST(j.key AS INTEGER), sum(j.value) "
+        f"FROM agg_dwell d, json_each(d.hist) j WHERE {where} GROUP BY 1, 2",
+        params,
+    ):
+        if i < N_BINS:
+            hists.setdefault(zone, np.zeros(N_BINS, np.int64))[i] = n
+    out = {}
+    for zone, visits, total, rows, p50, p90 in conn.execute(
+        f"SELECT zone_id, sum(visits), sum(total_s), count(*), max(p50_s), max(p90_s) "
+        f"FROM agg_dwell WHERE {where} GROUP BY 1",
+        params,
+    ):
+        hist = hists.get(zone, np.zeros(N_BINS, np.int64))
+        exact = rows == 1  # one bucket: its stored percentiles
+        out[zone] = ZoneDwell(
+            zone, "", int(visits), total / visits if visits else None,
+            p50 if exact else hist_percentile(hist, 0.5),
+            p90 if exact else hist_percentile(hist, 0.9),
+            exact, hist.tolist(),
         )  # fmt: skip
-    return ZoneDwell(
-        zone_id, kind, visits, mean,
-        hist_percentile(hist, 0.5), hist_percentile(hist, 0.9), False, hist.tolist(),
-    )  # fmt: skip
+    return out
+
+
+def zone_dwell(found: dict[str, ZoneDwell], zone_id: str, kind: str) -> ZoneDwell:
+    """One zone's dwell (zeros when it had no rows)."""
+    z = found.get(zone_id)
+    if z is None:
+        return ZoneDwell(zone_id, kind, 0, None, None, None, True, [0] * N_BINS)
+    return replace(z, kind=kind)
 
 
 @bp.get("/dwell")
@@ -110,8 +118,8 @@ def dwell() -> tuple[str, int]:
     s = scope("today")
     w = s.window
     conn = read_db()
-    rows = read_dwell(conn, s.store_id, w.t0_ms, w.t1_ms)
-    zones = [zone_dwell(rows, z.id, z.kind) for z in s.config.zones if z.kind != "staff_only"]
+    found = read_dwell(conn, s.store_id, w.t0_ms, w.t1_ms)
+    zones = [zone_dwell(found, z.id, z.kind) for z in s.config.zones if z.kind != "staff_only"]
     cov = summarise(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), s.tz)
     page = render_page(
         "dwell.html", "dwell_fragment.html", s=s, zones=zones, bins=BIN_LABELS, cov=cov

@@ -17,8 +17,9 @@ from appliance.analytics.rollups import Period
 from webui.auth import requires
 from webui.blueprint import bp, page_status, render_page, scope
 from webui.charts import align, chart, series
-from webui.coverage import bucket_status, by_period, keys_of, summarise
+from webui.coverage import bucket_status, summarise
 from webui.db import read_db
+from webui.period_sums import Bounds, coverage_by_period, period_bounds, sums
 from webui.periods import key_label, resolution
 
 
@@ -40,52 +41,54 @@ class QueueTotals:
         return 100 * self.abandoned / self.joined if self.joined else None
 
 
-def read_queue(conn: sqlite3.Connection, store_id: str, t0_ms: int, t1_ms: int) -> pd.DataFrame:
-    """The window's ``agg_queue`` rows."""
-    return pd.read_sql_query(
-        "SELECT bucket_ms, zone_id, joined, served, abandoned, wait_total_s, p90_wait_s, "
-        "mean_len, max_len, predicted_mae_s FROM agg_queue "
-        "WHERE store_id = ? AND bucket_ms >= ? AND bucket_ms < ?",
-        conn,
-        params=(store_id, t0_ms, t1_ms),
-    )
+#: how a queue zone's rows combine: counts add, lengths average, the worst p90, and
+#: the prediction error weighted by the people served
+QUEUE_SUMS = (
+    "sum(t.joined) AS joined, sum(t.served) AS served, sum(t.abandoned) AS abandoned, "
+    "sum(t.wait_total_s) AS wait_total_s, max(t.p90_wait_s) AS p90_wait_s, "
+    "avg(t.mean_len) AS mean_len, max(t.max_len) AS max_len, count(*) AS n, "
+    "sum(t.predicted_mae_s * t.served) AS mae_w, "
+    "sum(CASE WHEN t.predicted_mae_s IS NULL THEN 0 ELSE t.served END) AS mae_n"
+)
 
 
-def combine(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Sum counts, average lengths, take the worst p90, weight the prediction error by served."""
-    weighted = rows.assign(
-        mae_w=rows["predicted_mae_s"] * rows["served"],
-        mae_n=rows["served"].where(rows["predicted_mae_s"].notna(), 0),
-    )
-    out = weighted.groupby(by).agg(
-        joined=("joined", "sum"),
-        served=("served", "sum"),
-        abandoned=("abandoned", "sum"),
-        wait_total_s=("wait_total_s", "sum"),
-        p90_wait_s=("p90_wait_s", "max"),
-        mean_len=("mean_len", "mean"),
-        max_len=("max_len", "max"),
-        mae_w=("mae_w", "sum"),
-        mae_n=("mae_n", "sum"),
-    )
-    out["mean_wait_s"] = out["wait_total_s"] / out["served"].where(out["served"] > 0)
-    out["mae_s"] = out["mae_w"] / out["mae_n"].where(out["mae_n"] > 0)
-    return out
+def read_queue(conn: sqlite3.Connection, store_id: str, bounds: Bounds, t0_ms: int) -> pd.DataFrame:
+    """Queue rows combined per period and zone (index ``key, zone_id``), with mean wait and MAE."""
+    df = sums(conn, "agg_queue", QUEUE_SUMS, store_id, bounds, group_by="t.zone_id", t0_ms=t0_ms)
+    return _derived(df).set_index(["key", "zone_id"])
+
+
+def _derived(df: pd.DataFrame) -> pd.DataFrame:
+    df["mean_wait_s"] = df["wait_total_s"] / df["served"].where(df["served"] > 0)
+    df["mae_s"] = df["mae_w"] / df["mae_n"].where(df["mae_n"] > 0)
+    return df
+
+
+def whole_window(per: pd.DataFrame) -> pd.DataFrame:
+    """The per-period sums combined over the whole window, per zone."""
+    if per.empty:
+        return pd.DataFrame(columns=per.columns)
+    grouped = per.assign(len_w=per["mean_len"] * per["n"]).groupby(level="zone_id")
+    added = ["joined", "served", "abandoned", "wait_total_s", "mae_w", "mae_n", "len_w", "n"]
+    out = grouped[added].sum()
+    out["p90_wait_s"] = grouped["p90_wait_s"].max()
+    out["max_len"] = grouped["max_len"].max()
+    out["mean_len"] = out["len_w"] / out["n"]
+    return _derived(out)
 
 
 def _opt(v: Any) -> float | None:
     return None if v is None or pd.isna(v) else float(v)
 
 
-def totals(rows: pd.DataFrame, zone_ids: list[str]) -> list[QueueTotals]:
+def totals(by_zone: pd.DataFrame, zone_ids: list[str]) -> list[QueueTotals]:
     """Per queue zone, the window's totals (zones without rows show zeros)."""
-    combined = combine(rows, ["zone_id"]) if len(rows) else pd.DataFrame()
     out = []
     for zid in zone_ids:
-        if zid not in combined.index:
+        if zid not in by_zone.index:
             out.append(QueueTotals(zid, 0, 0, 0, None, None, None))
             continue
-        r = combined.loc[zid]
+        r = by_zone.loc[zid]
         out.append(
             QueueTotals(
                 zid, int(r["joined"]), int(r["served"]), int(r["abandoned"]),
@@ -96,18 +99,12 @@ def totals(rows: pd.DataFrame, zone_ids: list[str]) -> list[QueueTotals]:
 
 
 def series_table(
-    rows: pd.DataFrame, zone_ids: list[str], cov: pd.DataFrame, period: Period | None, tz: str
+    per: pd.DataFrame, zone_ids: list[str], cov: pd.DataFrame, period: Period | None, tz: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The length and wait charts, and the table behind them."""
     shown = cov[cov["status"] != "future"]
     keys, status = shown.index, shown["status"]
-    per = (
-        combine(rows.assign(key=keys_of(rows["bucket_ms"], period, tz)), ["key", "zone_id"])
-        if len(rows)
-        else pd.DataFrame(columns=["mean_len", "mean_wait_s", "mae_s"])
-    )
-
-    present = set(per.index.get_level_values(-1)) if len(per) else set()
+    present = set(per.index.get_level_values("zone_id")) if len(per) else set()
 
     def column(zid: str, name: str) -> list[Any]:
         values = per.xs(zid, level="zone_id")[name] if zid in present else pd.Series(dtype=float)
@@ -125,17 +122,18 @@ def series_table(
         chart("queue-length", "Queue length (mean people)", x, lengths, st, tz, "people"),
         chart("queue-wait", "Measured wait and prediction error", x, waits, st, tz, "seconds"),
     ]
-    table = []
-    for i, key in enumerate(x):
-        cells = [(lengths[j]["values"][i], waits[j]["values"][i]) for j in range(len(zone_ids))]
-        table.append(
-            {
-                "label": key_label(int(key), period, tz),
-                "status": st[i],
-                "coverage": float(shown["coverage"].iloc[i]),
-                "cells": cells,
-            }
-        )
+    coverage = shown["coverage"].to_list()
+    table = [
+        {
+            "label": key_label(int(key), period, tz),
+            "status": st[i],
+            "coverage": coverage[i],
+            "cells": [
+                (lengths[j]["values"][i], waits[j]["values"][i]) for j in range(len(zone_ids))
+            ],
+        }
+        for i, key in enumerate(x)
+    ]
     return charts, table
 
 
@@ -147,13 +145,14 @@ def queues() -> tuple[str, int]:
     w = s.window
     conn = read_db()
     zone_ids = [z.id for z in s.config.zones if z.kind == "queue"]
-    rows = read_queue(conn, s.store_id, w.t0_ms, w.t1_ms)
     period = resolution(w.t0_ms, w.t1_ms)
+    per = read_queue(conn, s.store_id, period_bounds(w.t0_ms, w.t1_ms, period, s.tz), w.t0_ms)
+    cov = coverage_by_period(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms, period, s.tz)
+    charts, table = series_table(per, zone_ids, cov, period, s.tz)
     buckets = bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms)
-    charts, table = series_table(rows, zone_ids, by_period(buckets, period, s.tz), period, s.tz)
     page = render_page(
         "queues.html", "queues_fragment.html",
-        s=s, zone_ids=zone_ids, totals=totals(rows, zone_ids), charts=charts,
+        s=s, zone_ids=zone_ids, totals=totals(whole_window(per), zone_ids), charts=charts,
         table=table, period=period, cov=summarise(buckets, s.tz),
     )  # fmt: skip
     return page, page_status(s)

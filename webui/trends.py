@@ -22,8 +22,8 @@ from appliance.analytics.rollups import PERIODS, Period
 from webui.auth import requires
 from webui.blueprint import Scope, bp, page_status, render_page, scope
 from webui.charts import align, chart, series
-from webui.coverage import bucket_status, by_period, keys_of
 from webui.db import read_db
+from webui.period_sums import coverage_by_period, period_bounds, sums
 from webui.periods import Window, WindowError, key_label, local, to_utc_ms
 
 SPAN = {"hour": 1, "day": 7, "week": 12, "month": 6}  # days, days, weeks, months
@@ -72,24 +72,22 @@ def ranges(period: Period, anchor: date, tz: str) -> list[Range]:
     ]
 
 
-def footfall_in(conn: sqlite3.Connection, store_id: str, r: Range) -> pd.DataFrame:
-    """Footfall in over every line, per bucket."""
-    return pd.read_sql_query(
-        "SELECT bucket_ms, sum(count) AS n FROM agg_footfall WHERE store_id = ? "
-        "AND direction = 'in' AND bucket_ms >= ? AND bucket_ms < ? GROUP BY bucket_ms",
-        conn,
-        params=(store_id, r.t0_ms, r.t1_ms),
-    )
-
-
 def range_series(
     conn: sqlite3.Connection, s: Scope, r: Range, period: Period
 ) -> tuple[list[int], list[Any], list[str]]:
     """Keys, footfall in per key (None where no data) and statuses of one range."""
-    cov = by_period(bucket_status(conn, s.store_id, r.t0_ms, r.t1_ms, s.closed_ms), period, s.tz)
-    rows = footfall_in(conn, s.store_id, r)
-    values = rows.groupby(keys_of(rows["bucket_ms"], period, s.tz))["n"].sum()
+    cov = coverage_by_period(conn, s.store_id, r.t0_ms, r.t1_ms, s.closed_ms, period, s.tz)
+    bounds = period_bounds(r.t0_ms, r.t1_ms, period, s.tz)
+    ins = sums(
+        conn,
+        "agg_footfall",
+        "sum(t.count) AS n",
+        s.store_id,
+        bounds,
+        where="AND t.direction = 'in'",
+    )
     keys = cov.index
+    values = ins.set_index("key")["n"] if len(ins) else pd.Series(dtype=float)
     return [int(k) for k in keys], align(values, keys, cov["status"], 0.0), list(cov["status"])
 
 
