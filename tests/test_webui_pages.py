@@ -18,6 +18,7 @@ from appliance.analytics.engine import BUCKET_MS
 from appliance.analytics.metrics import MetricSettings
 from appliance.analytics.rollups import rollup
 from appliance.config import load_config
+from appliance.live import snapshot
 from local_db import connect
 from tests.webui_support import SimStore, app_on_copy, build_sim_store, sign_in
 from webui.heatmap import merge_factor
@@ -26,6 +27,7 @@ TZ = ZoneInfo("Europe/Berlin")
 HX = {"HX-Request": "true"}
 PAGES = {
     "/": "overview",
+    "/live": "page-live",
     "/heatmap": "page-heatmap",
     "/dwell": "page-dwell",
     "/queues": "page-queues",
@@ -328,3 +330,49 @@ def test_csv_download_rolls_up_and_suppresses_like_footfall_export(
     total = db.execute("SELECT count(*) FROM agg_heatmap WHERE people >= 3").fetchone()[0]
     assert len(k3) == total and (k3["people"] >= 3).all()
     assert client.get(f"/export/track_points.csv?{q}").status_code == 404
+
+
+def test_live_shows_the_snapshot_of_now_and_polls(sim: SimStore, tmp_path: Path) -> None:
+    config = load_config(sim.config)
+    now = sim.start_ms + 15 * 60_000
+    client = client_for(sim, tmp_path, now)
+    page = text(client, "/live", headers=HX)
+    conn = connect(client.application.config["FOOTFALL_DB"], readonly=True)
+    try:
+        want = snapshot(conn, config, now)
+    finally:
+        conn.close()
+    assert want.store_occupancy > 3
+    assert f"<strong>{want.store_occupancy}</strong> customers" in page
+    customers = page.count('class="customer"></circle>')
+    staff = page.count('class="staff"></circle>')
+    assert customers + staff == len(want.people)
+    assert staff == sum(p.staff for p in want.people)
+    zones = page.split('id="live-zones"')[1]
+    for zone, n in want.zone_counts.items():
+        assert cell(row(zones, "data-zone", zone), "customers") == str(n)
+    for queue, n in want.queue_lengths.items():
+        assert cell(row(page, "data-zone", queue), "length") == str(n)
+    assert 'data-poll-ms="2000" hx-trigger="poll" hx-get="/live"' in page
+    assert "17:15:00" in page  # the moment, in store time
+    # a later poll goes through the app's cache and still matches a fresh snapshot
+    later = now + 2_000
+    client.application.config["FOOTFALL_CLOCK"] = lambda: later / 1000
+    page = text(client, "/live", headers=HX)
+    conn = connect(client.application.config["FOOTFALL_DB"], readonly=True)
+    try:
+        fresh = snapshot(conn, config, later)
+    finally:
+        conn.close()
+    assert f"<strong>{fresh.store_occupancy}</strong> customers" in page
+    assert page.count("</circle>") == len(fresh.people)
+
+
+def test_live_draws_the_plan_in_metres_with_line_arrows(client: FlaskClient) -> None:
+    page = text(client, "/live", headers=HX)
+    assert 'viewBox="-0.5 -0.5 31.0 21.0"' in page  # the 30 x 20 m floor
+    assert 'class="zone k-queue"' in page and 'class="zone k-staff_only"' in page
+    arrow = re.search(r'<polygon class="arrow" points="([^"]+)"', page)
+    assert arrow
+    tip_y = [float(p.split(",")[1]) for p in arrow.group(1).split()][3]
+    assert tip_y < 20.0  # the door is on the front wall (y = 20): the arrow points inside

@@ -30,6 +30,7 @@ OPEN = expect(200, 200, 200, 200)
 #: rule → (method, a URL of that rule, the answer per role)
 ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
     "/": ("GET", "/", VIEW),
+    "/live": ("GET", "/live", VIEW),
     "/heatmap": ("GET", "/heatmap", VIEW),
     "/dwell": ("GET", "/dwell", VIEW),
     "/queues": ("GET", "/queues", VIEW),

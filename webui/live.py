@@ -1,14 +1,20 @@
 """The Live page: the plan with everyone seen in the last seconds, zone counts, queues.
 
-The state comes from :func:`appliance.live.snapshot`; positions are anonymous dots
+The state comes from :func:`appliance.live.snapshot` with one :class:`LiveCache` per
+app, so a poll reads only the points written since the last one; positions are anonymous dots
 (staff in another colour). The fragment polls every 2 s, only while the page is
 visible (``static/app.js``).
 """
 
 from __future__ import annotations
 
-from appliance.live import snapshot
+import threading
+from dataclasses import dataclass, field
 
+from flask import current_app
+
+from appliance.config import BoxConfig
+from appliance.live import LiveCache, LiveSnapshot, snapshot
 from webui.auth import requires
 from webui.blueprint import bp, render_page, scope
 from webui.db import read_db
@@ -19,12 +25,29 @@ POLL_MS = 2000
 WINDOW_S = 3.0
 
 
+@dataclass
+class _LiveState:
+    """The app's one :class:`LiveCache`; snapshots take turns (the cache is not thread-safe)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cache: LiveCache | None = None
+
+
+def live_snapshot(config: BoxConfig, now_ms: int) -> LiveSnapshot:
+    """The store at ``now_ms``, through the app's cache (only new rows are read)."""
+    state: _LiveState = current_app.extensions.setdefault("footfall_live", _LiveState())
+    with state.lock:
+        if state.cache is None:
+            state.cache = LiveCache(config)
+        return snapshot(read_db(), config, now_ms, window_s=WINDOW_S, cache=state.cache)
+
+
 @bp.get("/live")
 @requires("view")
 def live() -> str:
     """The store now."""
     s = scope("today")
-    snap = snapshot(read_db(), s.config, s.now_ms, window_s=WINDOW_S)
+    snap = live_snapshot(s.config, s.now_ms)
     queues = [
         (z.id, snap.queue_lengths.get(z.id, 0), snap.predicted_wait_s.get(z.id))
         for z in s.config.zones

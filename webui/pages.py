@@ -7,7 +7,18 @@ registers it.
 
 from __future__ import annotations
 
-from webui import compare, downloads, dwell, flow, formatting, health, heatmap, queues, trends
+from webui import (
+    compare,
+    downloads,
+    dwell,
+    flow,
+    formatting,
+    health,
+    heatmap,
+    live,
+    queues,
+    trends,
+)
 from webui.auth import requires
 from webui.blueprint import bp, render_page, scope
 from webui.db import read_db
@@ -15,7 +26,7 @@ from webui.periods import local_midnight_ms
 
 __all__ = ["bp", "render_page"]
 #: the page modules whose routes this blueprint carries
-PAGE_MODULES = (compare, downloads, dwell, flow, formatting, health, heatmap, queues, trends)
+PAGE_MODULES = (compare, downloads, dwell, flow, formatting, health, heatmap, live, queues, trends)
 
 
 @bp.get("/")
