@@ -7,6 +7,15 @@
   "use strict";
 
   var hatch = null;
+  // 24-hour, day-first tick labels (uPlot's default is US style)
+  var TIME_TICKS = [
+    [3600 * 24 * 365, "{YYYY}", null, null, null, null, null, null, 1],
+    [3600 * 24 * 28, "{MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+    [3600 * 24, "{D} {MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+    [3600, "{HH}:{mm}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1],
+    [60, "{HH}:{mm}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1],
+    [1, ":{ss}", "\n{D} {MMM} {YYYY} {HH}:{mm}", null, "\n{D} {MMM} {HH}:{mm}", null, "\n{HH}:{mm}", null, 1]
+  ];
 
   function hatchPattern(ctx) {
     if (hatch) { return hatch; }
@@ -46,7 +55,7 @@
     block.dataset.drawn = "1";
     var spec = JSON.parse(block.textContent);
     var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
-    var series = [{}].concat(spec.series.map(function (s) {
+    var series = [{ value: "{D} {MMM} {YYYY} {HH}:{mm}" }].concat(spec.series.map(function (s) {
       return { label: s.label, stroke: s.color, width: 2, dash: s.dash ? [6, 4] : undefined,
                points: { show: spec.x.length < 60 } };
     }));
@@ -56,7 +65,7 @@
       width: width(), height: 260, series: series,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), spec.tz); },
       scales: { x: { time: true, range: function (u, min, max) { return [min, max + step]; } } },
-      axes: [{}, { label: spec.y }],
+      axes: [{ values: TIME_TICKS }, { label: spec.y }],
       hooks: { drawClear: [coverageBands(spec)] }
     }, data, target);
     function onResize() {
