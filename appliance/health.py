@@ -171,6 +171,7 @@ class Health:
         """Follow a (new) worker's live counters; totals carry on across restarts."""
         with self._lock:
             cam = self._cameras[camera_id]
+            self._fold(cam, self._mono())  # what the previous worker did since the last sample
             cam.counters, cam.seen = counters, (0, 0)
 
     def camera_crashed(self, camera_id: str, exhausted: bool) -> None:
@@ -192,7 +193,7 @@ class Health:
             svc = self._services.setdefault(name, _Service())
             if state in ("restarting", "down"):
                 svc.restarts += 1
-            svc.state, svc.detail = state, detail
+            svc.state, svc.detail = state, detail  # running: the last crash is over
 
     def job_finished(self, job_id: str, ok: bool, error: str = "") -> None:
         """Record one run of a scheduled job."""
@@ -222,20 +223,26 @@ class Health:
         now = self._mono()
         with self._lock:
             for cam in self._cameras.values():
-                if cam.counters is not None:
-                    frames, dropped = cam.counters.frames, cam.counters.dropped
-                    seen_frames, seen_dropped = cam.seen
-                    cam.frames += max(0, frames - seen_frames)
-                    cam.dropped += max(0, dropped - seen_dropped)
-                    if frames > seen_frames:
-                        cam.last_frame_mono = now
-                    cam.seen = (frames, dropped)
+                self._fold(cam, now)
                 cam.samples.append((now, cam.frames))
             error = self._writer.last_error if self._writer is not None else None
             if error is not None and (
                 self._write_error is None or self._write_error[0] is not error
             ):
                 self._write_error = (error, now)
+
+    @staticmethod
+    def _fold(cam: _Camera, now: float) -> None:
+        """Add a worker's counters since they were last read to the camera's totals."""
+        if cam.counters is None:
+            return
+        frames, dropped = cam.counters.frames, cam.counters.dropped
+        seen_frames, seen_dropped = cam.seen
+        cam.frames += max(0, frames - seen_frames)
+        cam.dropped += max(0, dropped - seen_dropped)
+        if frames > seen_frames:
+            cam.last_frame_mono = now
+        cam.seen = (frames, dropped)
 
     # --- hooks for the other parts ------------------------------------------------------
 

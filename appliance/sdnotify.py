@@ -18,6 +18,11 @@ from collections.abc import Mapping
 logger = logging.getLogger(__name__)
 
 
+def _status(text: str) -> str:
+    """A ``STATUS=`` field on one line (a newline would start another field)."""
+    return "STATUS=" + " ".join(text.splitlines())
+
+
 class Notifier:
     """Sends notify messages to systemd.
 
@@ -74,7 +79,7 @@ class Notifier:
 
     def ready(self, status: str = "") -> bool:
         """Tell systemd the box has started (``READY=1``)."""
-        return self.send("READY=1", *((f"STATUS={status}",) if status else ()))
+        return self.send("READY=1", *((_status(status),) if status else ()))
 
     def watchdog(self) -> bool:
         """Reset the watchdog timer (``WATCHDOG=1``)."""
@@ -82,7 +87,7 @@ class Notifier:
 
     def status(self, text: str) -> bool:
         """Set the line ``systemctl status`` shows (``STATUS=…``, one line)."""
-        return self.send("STATUS=" + " ".join(text.splitlines()))
+        return self.send(_status(text))
 
     def stopping(self) -> bool:
         """Tell systemd the box is shutting down (``STOPPING=1``)."""
