@@ -131,19 +131,16 @@ def _frame_count(video: Path) -> int | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the box (cameras, scheduler, optional ops server) until SIGTERM."""
-    from appliance.health import Health
     from appliance.runtime import Box
     from appliance.scheduler import BoxScheduler
 
-    config: BoxConfig = args.config
-    db = Path(args.db).expanduser() if args.db else Path(config.storage.db_path).expanduser()
-    health = Health(config, db)
-    box = Box(config, db, health=health, services=[BoxScheduler(config, db, health=health)])
+    box = Box(args.config, Path(args.db).expanduser() if args.db else None)
+    box.add_service(BoxScheduler(args.config, box.db_path, health=box.health))
     if args.listen:
         from webui.ops import WebServer, ops_app
 
         host, port = args.listen
-        box.add_service(WebServer(ops_app(health), host, port))
+        box.add_service(WebServer(ops_app(box.health), host, port))
     box.run_until_signal()
     return EXIT_OK
 
@@ -152,7 +149,7 @@ def _host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    return host or "0.0.0.0", int(port)
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def cmd_bench_vision(args: argparse.Namespace) -> int:
