@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -77,6 +77,10 @@ class Maintenance:
     vacuum: Literal["full", "incremental"]
     pages_before: int
     pages_after: int
+
+
+def _utc(t_ms: int) -> str:
+    return datetime.fromtimestamp(t_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _down(t_ms: int) -> int:
@@ -165,9 +169,9 @@ class BoxScheduler:
                 start = _down(int(first))
             if start < floor:
                 logger.warning(
-                    "analytics: buckets from %d to %d are past retention: not analysed",
-                    start,
-                    floor,
+                    "analytics: buckets from %s to %s are past retention: not analysed",
+                    _utc(start),
+                    _utc(floor),
                 )
                 start = floor
             for t0 in range(start, closed_end, CHUNK_BUCKETS * BUCKET_MS):
@@ -192,11 +196,11 @@ class BoxScheduler:
                 (store, closed_end),
             ).fetchone()[0]
             logger.warning(
-                "analytics: newest bucket %d is %d min ahead of the clock (written under a "
-                "wrong clock?); resuming after bucket %s",
-                last,
+                "analytics: newest bucket %s is %d min ahead of the clock (written under a "
+                "wrong clock?); resuming after %s",
+                _utc(last),
                 (last + BUCKET_MS - closed_end) // 60_000,
-                before,
+                "nothing" if before is None else _utc(before),
             )
             last = before
         return None if last is None else int(last)

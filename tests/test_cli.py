@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,7 +19,7 @@ from appliance.runtime import Box
 from local_db import camera_events, connect, count_track_points
 from vision.mot_eval import read_mot
 
-from .conftest import EXAMPLE_CONFIG
+from .conftest import EXAMPLE_CONFIG, wait_for
 
 MOTMETRICS_DATA = Path(str(__import__("motmetrics").__file__)).parent / "data"
 
@@ -45,15 +44,6 @@ def config_with(tmp_path: Path, source: str, *, loop: bool = False) -> Path:
     path = tmp_path / "store.yaml"
     path.write_text(text)
     return path
-
-
-def wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_run_stops_cleanly_on_sigterm_and_flushes(tmp_path: Path, vtest: Path) -> None:

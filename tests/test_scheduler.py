@@ -17,6 +17,8 @@ from appliance.health import Health
 from appliance.scheduler import BoxScheduler
 from local_db import DbWriter, connect, count_track_points
 
+from .conftest import wait_for
+
 T0 = 1_764_064_800_000  # 2025-11-25T10:00:00Z, a bucket boundary
 MIN = 60_000
 
@@ -195,10 +197,11 @@ def test_the_jobs_run_under_apscheduler(tmp_path: Path, config: BoxConfig) -> No
     thread = threading.Thread(target=jobs.run, args=(stop,))
     thread.start()
     try:
-        deadline = datetime.now().timestamp() + 30
-        while jobs.scheduler is None or "analytics" not in health.health_report()["jobs"]:
-            assert datetime.now().timestamp() < deadline, "analytics did not run at start"
-            stop.wait(0.05)
+        wait_for(
+            lambda: jobs.scheduler is not None and "analytics" in health.health_report()["jobs"],
+            30,
+            "the analytics job to run at start",
+        )
         scheduler = jobs.scheduler
         assert scheduler is not None
         by_id = {job.id: job for job in scheduler.get_jobs()}
@@ -237,10 +240,7 @@ def test_a_failing_job_degrades_health_and_the_weekly_report_is_scheduled(
         assert job is not None and job.next_run_time.strftime("%a %H:%M") == "Mon 07:00"
         scheduler.modify_job("sync", next_run_time=datetime.now(job.next_run_time.tzinfo))
         assert failed.wait(30)
-        deadline = datetime.now().timestamp() + 30
-        while "sync" not in health.health_report()["jobs"]:
-            assert datetime.now().timestamp() < deadline
-            failed.wait(0.05)
+        wait_for(lambda: "sync" in health.health_report()["jobs"], 30, "the sync job's outcome")
     finally:
         scheduler.shutdown(wait=True)
     report = health.health_report()

@@ -20,20 +20,11 @@ from vision.detectors import Detector, OnnxDetectorConfig, create_detector
 from vision.types import Detections
 from vision.worker import PointSink, StateSink, WorkerStats
 
-from .conftest import EXAMPLE_CONFIG
+from .conftest import EXAMPLE_CONFIG, wait_for
 
 FAST = RestartPolicy(
     max_restarts=3, window_s=600, backoff_initial_s=0.01, backoff_max_s=0.05, down_retry_s=0.5
 )
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def events(box: Box) -> list[tuple[str, str]]:
