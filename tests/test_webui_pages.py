@@ -18,9 +18,11 @@ from appliance.analytics.engine import BUCKET_MS
 from appliance.analytics.metrics import MetricSettings
 from appliance.analytics.rollups import rollup
 from appliance.config import load_config
+from appliance.health import Health
 from appliance.live import snapshot
 from local_db import connect
 from tests.webui_support import SimStore, app_on_copy, build_sim_store, sign_in
+from vision.worker import WorkerStats
 from webui.heatmap import merge_factor
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -269,18 +271,18 @@ def test_health_shows_cameras_coverage_and_storage(sim: SimStore, tmp_path: Path
         assert "down" in html and "power cut" in html
     assert "not configured" in page and "MiB" in page and "GiB" in page
 
-    class BoxHealth:  # the runtime's report, as appliance.health.Health.health_report gives it
-        def health_report(self) -> dict[str, object]:
-            return {
-                "status": "ok",
-                "reasons": [],
-                "cameras": {"west": {"fps": 9.5, "dropped_frames": 12}},
-                "sync_lag_s": None,
-            }
-
+    # the running box's own health object, fed as the runtime feeds it
+    mono = [0.0]
+    health = Health(load_config(sim.config), sim.db, monotonic=lambda: mono[0])
+    counters = WorkerStats()
+    health.attach_counters("west", counters)
+    health.sample()
+    counters.frames, counters.dropped = 95, 12
+    mono[0] = 10.0
+    health.sample()
     (tmp_path / "running").mkdir()
     running = client_for(sim, tmp_path / "running", sim.sim_end_ms + 10_000)
-    running.application.extensions["footfall_health"] = BoxHealth()
+    running.application.extensions["footfall_health"] = health
     page = text(running, "/health", headers=HX)
     west = row(page, "data-camera", "west")
     assert cell(west, "fps") == "9.5" and cell(west, "dropped") == "12"

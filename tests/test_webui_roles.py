@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.webui_support import csrf_token, make_app, sign_in
+from appliance.config import load_config
+from appliance.health import Health
+from tests.webui_support import REPO, csrf_token, make_app, sign_in
+from webui.ops import ops_blueprint
+
+EXAMPLE = REPO / "examples" / "vtest.yaml"
 
 LOGIN = "login"  # a 302 to the sign-in page
 WHO = ("anonymous", "staff", "manager", "installer")
@@ -44,7 +50,16 @@ ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
     "/setup": ("GET", "/setup", expect(LOGIN, LOGIN, LOGIN, LOGIN)),  # closed once accounts exist
     "/static/<path:filename>": ("GET", "/static/app.css", OPEN),
     "/logout": ("POST", "/logout", expect(LOGIN, LOGIN, LOGIN, LOGIN)),  # asked last: it signs out
+    # the box's monitoring endpoints: no store data, no login (webui/ops.py)
+    "/healthz": ("GET", "/healthz", expect(503, 503, 503, 503)),  # degraded: no camera runs
+    "/metrics": ("GET", "/metrics", OPEN),
 }
+
+
+def box_app(tmp_path: Path) -> Flask:
+    """The dashboard as the box serves it: with the ops endpoints of its health."""
+    health = Health(load_config(EXAMPLE), tmp_path / "box.db")
+    return make_app(tmp_path, blueprints=[ops_blueprint(health)])
 
 
 def answer(client: FlaskClient, method: str, url: str) -> int | str:
@@ -58,7 +73,7 @@ def answer(client: FlaskClient, method: str, url: str) -> int | str:
 
 
 def test_every_route_answers_each_role_as_the_table_says(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
+    app = box_app(tmp_path)
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert rules - ROUTES.keys() == set(), "routes missing from the role table"
     assert ROUTES.keys() - rules == set(), "the role table names routes the app lacks"
