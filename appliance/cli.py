@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from vision.types import Tracks
     from vision.worker import WorkerStats
 
+from appliance.alerts.commands import add_alerts_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 from appliance.db_commands import add_db_parser
 
@@ -438,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval_mot)
 
     add_db_parser(sub)
+    add_alerts_parser(sub)
     return parser
 
 
