@@ -138,6 +138,7 @@ class AlertEngine:
         self._system = system or (lambda: measure_system(self.db_path))
         self._gpio = gpio
         self._failed_files: tuple[tuple[Path, int], ...] = ()
+        self._now_ms: int | None = None  # the last tick's time
         self.setup = load_setup(self.config_path)
         self.conn = connect(self.db_path)
         migrate(self.conn)
@@ -228,7 +229,7 @@ class AlertEngine:
         """Clear the active alerts of rules that were removed or changed."""
         if not rule_ids:
             return
-        now = int(time.time() * 1000)
+        now = self._now_ms if self._now_ms is not None else int(time.time() * 1000)
         rules = {r.id: r for r in self.config.alerts}
         unknown = [rid for rid in rule_ids if rid not in rules]  # removed while stopped
         if unknown:
@@ -252,6 +253,7 @@ class AlertEngine:
             The alerts raised and cleared.
         """
         config = self.config
+        self._now_ms = now_ms
         snap = snapshot(self.conn, config, now_ms, config.alerting.window_s, cache=self.cache)
         inputs = Inputs(config, self._system(), self.setup.roster)
         transitions = evaluate(config.alerts, snap, self.state, now_ms, inputs=inputs)
