@@ -116,6 +116,17 @@ def test_id_switches_are_stitched(config: BoxConfig) -> None:
     assert r.tables["agg_dwell"].set_index("zone_id").loc["display", "visits"] == 1
 
 
+def test_a_switch_is_stitched_when_another_track_ends_in_the_same_instant(
+    config: BoxConfig,
+) -> None:
+    walk = path(CUSTOMER)
+    walk["track_id"] = np.where(walk["t_ms"] < T0 + 20_000, 1, 2)  # an ID switch at 20 s
+    # someone else's track ends 50 ms after the switch, 5 m away (they left the view)
+    other = observe(path([(10, 8, 7.5), (19.95, 8.5, 7.5)], hz=20), "cam-a", 3)
+    pts = pd.concat([walk.assign(camera_id="cam-a"), other])
+    assert fuse(pts)["person"].nunique() == 2
+
+
 def test_staff_are_excluded(config: BoxConfig) -> None:
     staff = observe(path([(0, 1, 6), (60, 1.5, 7), (100, 5, 6.5), (120, 1, 6)]), "cam-a", 5)
     r = compute(staff, config, T0, T0 + BUCKET_MS)

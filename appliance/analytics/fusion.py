@@ -154,7 +154,9 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
 
     Only people who vanished are continued: if another camera still sees the ended
     person (their overlap group lasts on), or already saw the new one, it is not a
-    continuation but two people passing the same spot.
+    continuation but two people passing the same spot. Every track that ended within
+    ``stitch_gap_s`` before a start is a candidate (in a busy store other tracks end
+    in the same instant); pairs are then taken closest first, each track at most once.
     """
     if len(tracks) < 2:
         return []
@@ -164,18 +166,22 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
     ends = tracks.loc[vanished, ["tix", "t_end", "x_end", "y_end", "vx_end", "vy_end"]]
     ends = ends.sort_values("t_end")
     starts = tracks.loc[appeared, ["tix", "t_start", "x_start", "y_start", "vx_start", "vy_start"]]
-    starts = starts.sort_values("t_start")
-    cand = pd.merge_asof(
-        starts,
-        ends.rename(columns={"tix": "prev"}),
-        left_on="t_start",
-        right_on="t_end",
-        direction="backward",
-        tolerance=gap_ms,
-        allow_exact_matches=True,
-    ).dropna(subset=["prev"])
-    if cand.empty:
+    t_end = ends["t_end"].to_numpy()
+    t_start = starts["t_start"].to_numpy()
+    lo = np.searchsorted(t_end, t_start - gap_ms, side="left")
+    hi = np.searchsorted(t_end, t_start, side="right")
+    n = hi - lo
+    if n.sum() == 0:
         return []
+    start_row = np.repeat(np.arange(len(starts)), n)
+    end_row = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())
+    cand = pd.concat(
+        [
+            starts.iloc[start_row].reset_index(drop=True),
+            ends.iloc[end_row].rename(columns={"tix": "prev"}).reset_index(drop=True),
+        ],
+        axis=1,
+    )
     gap_s = (cand["t_start"] - cand["t_end"]) / 1000
     dist = np.hypot(cand["x_start"] - cand["x_end"], cand["y_start"] - cand["y_end"])
     # one person leaving a camera's view while another walks in at the same spot move
@@ -190,9 +196,17 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
         & (cand["prev"] != cand["tix"])
         & heading
     )
-    # an ended track continues in at most one new track: the closest
-    chosen = cand.assign(dist=dist)[ok].sort_values("dist").drop_duplicates("prev")
-    return [(int(p), int(t)) for p, t in zip(chosen["prev"], chosen["tix"], strict=True)]
+    chosen = cand.assign(dist=dist)[ok].sort_values("dist", kind="stable")
+    links: list[tuple[int, int]] = []
+    used_prev: set[int] = set()
+    used_next: set[int] = set()
+    for prev, nxt in zip(chosen["prev"].to_numpy(), chosen["tix"].to_numpy(), strict=True):
+        if prev in used_prev or nxt in used_next:
+            continue
+        used_prev.add(int(prev))
+        used_next.add(int(nxt))
+        links.append((int(prev), int(nxt)))
+    return links
 
 
 def _track_ends(pts: pd.DataFrame, span: int = 20) -> pd.DataFrame:
