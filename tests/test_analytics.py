@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from appliance.analytics.engine import BUCKET_MS, analyze_range, compute
-from appliance.analytics.fusion import fuse
+from appliance.analytics.fusion import FusionSettings, fuse, jitter, smoothing_steps
 from appliance.config import BoxConfig, parse_config
 from appliance.ingest import IngestError, ingest_csv
 from local_db import connect, migrate
@@ -125,6 +125,25 @@ def test_a_switch_is_stitched_when_another_track_ends_in_the_same_instant(
     other = observe(path([(10, 8, 7.5), (19.95, 8.5, 7.5)], hz=20), "cam-a", 3)
     pts = pd.concat([walk.assign(camera_id="cam-a"), other])
     assert fuse(pts)["person"].nunique() == 2
+
+
+def test_exact_positions_are_not_smoothed_and_jittered_ones_are() -> None:
+    walk = observe(path(CUSTOMER), "cam-a", 1)
+    fused = fuse(walk)
+    # a turn is not cut: exact observations come out as they went in
+    assert np.allclose(fused["x_m"], walk["x_m"]) and np.allclose(fused["y_m"], walk["y_m"])
+    rng = np.random.default_rng(5)
+    noisy = walk.assign(
+        x_m=walk["x_m"] + rng.normal(0, 0.15, len(walk)),
+        y_m=walk["y_m"] + rng.normal(0, 0.15, len(walk)),
+    )
+    sigma = jitter(fuse(noisy, FusionSettings(max_smooth_steps=1)))
+    assert sigma == pytest.approx(0.15, rel=0.1)
+    assert smoothing_steps(sigma, FusionSettings()) == 5  # 0.15 / sqrt(5) < 7 cm
+    smoothed = fuse(noisy)
+    err = np.hypot(smoothed["x_m"] - walk["x_m"], smoothed["y_m"] - walk["y_m"])
+    raw = np.hypot(noisy["x_m"] - walk["x_m"], noisy["y_m"] - walk["y_m"])
+    assert err.mean() < 0.6 * raw.mean()
 
 
 def test_staff_are_excluded(config: BoxConfig) -> None:

@@ -40,8 +40,10 @@ class FusionSettings:
         stitch_radius_m: ... and this close to where it ended (plus walking speed x gap).
         walk_speed_mps: the walking speed that widens the stitch radius with the gap.
         still_mps: below this speed a track has no heading (stitching ignores it).
-        smooth_steps: centred moving average over this many steps of a person's
-            positions (1 = none): detector jitter averages out before lines and zones.
+        jitter_target_m: people's positions are averaged (centred, over consecutive
+            steps) over just enough steps to bring the measured detector jitter down to
+            this; exact positions are not averaged at all.
+        max_smooth_steps: and over at most this many steps.
     """
 
     step_ms: int = 100
@@ -53,7 +55,8 @@ class FusionSettings:
     stitch_radius_m: float = 0.6
     walk_speed_mps: float = 1.6
     still_mps: float = 0.4
-    smooth_steps: int = 5
+    jitter_target_m: float = 0.07
+    max_smooth_steps: int = 9
 
 
 class _UnionFind:
@@ -276,11 +279,46 @@ def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.Dat
     pts["person"] = person[pts["tix"].to_numpy()]
     fused = pts.groupby(["person", "step"], sort=True)[["x_m", "y_m"]].mean().reset_index()
     fused["t_ms"] = fused["step"] * s.step_ms
-    if s.smooth_steps > 1:
+    steps = smoothing_steps(jitter(fused), s)
+    if steps > 1:
         by = fused.groupby("person")[["x_m", "y_m"]]
-        smooth = by.rolling(s.smooth_steps, center=True, min_periods=1).mean()
+        smooth = by.rolling(steps, center=True, min_periods=1).mean()
         fused[["x_m", "y_m"]] = smooth.reset_index(level=0, drop=True).sort_index()
     return fused[["person", "t_ms", "x_m", "y_m"]]
+
+
+def jitter(fused: pd.DataFrame) -> float | None:
+    """Detector jitter per axis (m), from second differences of evenly spaced points.
+
+    Walking is smooth at this time scale (even a sharp turn moves a point by about a
+    centimetre from the straight line between its neighbours), so what second
+    differences show is jitter: for independent noise of sigma per axis they have a
+    standard deviation of sqrt(6) sigma. The median makes turns and track joins
+    outliers. None when no person has three evenly spaced points.
+    """
+    t = fused["t_ms"].to_numpy(np.int64)
+    same = fused["person"].to_numpy()
+    even = (
+        (same[1:-1] == same[:-2]) & (same[1:-1] == same[2:]) & (t[1:-1] - t[:-2] == t[2:] - t[1:-1])
+    )
+    if not even.any():
+        return None
+    d2 = [
+        (v[2:] - 2 * v[1:-1] + v[:-2])[even]
+        for v in (fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float))
+    ]
+    return float(1.4826 * np.median(np.abs(np.concatenate(d2))) / np.sqrt(6))
+
+
+def smoothing_steps(sigma_m: float | None, settings: FusionSettings) -> int:
+    """The odd number of steps whose mean brings jitter ``sigma_m`` to the target.
+
+    The mean of n independent points has sigma / sqrt(n); unknown jitter gets the most.
+    """
+    if sigma_m is None:
+        return settings.max_smooth_steps
+    n = int(np.ceil((sigma_m / settings.jitter_target_m) ** 2))
+    return int(min(n + (n + 1) % 2, settings.max_smooth_steps))
 
 
 def person_count(fused: pd.DataFrame) -> int:
