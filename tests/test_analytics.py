@@ -146,6 +146,28 @@ def test_exact_positions_are_not_smoothed_and_jittered_ones_are() -> None:
     assert err.mean() < 0.6 * raw.mean()
 
 
+def test_a_person_who_vanishes_walking_through_the_door_went_out(config: BoxConfig) -> None:
+    walk = path(CUSTOMER)
+    cut = walk[walk["y_m"].lt(6.9) | walk["t_ms"].lt(T0 + 100_000)]  # last seen 10 cm short
+    # someone who walks up to the door and stands there until lost is not counted out
+    stands = path([(0, 5, 7.8), (5, 5, 5.0), (10, 5, 6.9), (20, 5, 6.9)])
+    pts = pd.concat([observe(cut, "cam-a", 1), observe(stands, "cam-a", 2)])
+    r = compute(pts, config, T0, T0 + BUCKET_MS)
+    foot = r.tables["agg_footfall"].set_index("direction")["count"]
+    assert foot.to_dict() == {"in": 2, "out": 1}
+
+
+def test_a_turn_after_the_door_is_one_person_and_a_pass_is_two() -> None:
+    # an ID switch just as the customer turns right after the door
+    turn = path([(0, 5, 9), (2, 5, 6.5), (2.5, 5.4, 6.2), (6, 9, 6.9)])
+    turn["track_id"] = np.where(turn["t_ms"] < T0 + 2_300, 1, 2)
+    assert fuse(turn.assign(camera_id="cam-a"))["person"].nunique() == 1
+    # one customer leaves the view where another walks in half a second later
+    leaves = observe(path([(0, 5, 6), (3, 5, 8.9)]), "cam-a", 3)
+    comes = observe(path([(3.5, 5.5, 8.9), (6, 5.5, 6)]), "cam-a", 4)
+    assert fuse(pd.concat([leaves, comes]))["person"].nunique() == 2
+
+
 def test_staff_are_excluded(config: BoxConfig) -> None:
     staff = observe(path([(0, 1, 6), (60, 1.5, 7), (100, 5, 6.5), (120, 1, 6)]), "cam-a", 5)
     r = compute(staff, config, T0, T0 + BUCKET_MS)

@@ -37,9 +37,14 @@ class FusionSettings:
         max_mean_distance_m: and on average this close (two people walking side by side
             are farther apart than two cameras' views of one person).
         stitch_gap_s: a track starting this soon after another ended may continue it.
-        stitch_radius_m: ... and this close to where it ended (plus walking speed x gap).
+        stitch_radius_m: ... and this close to where its walk would have taken it by then
+            (plus walking speed x gap: it may have stopped or turned).
         walk_speed_mps: the walking speed that widens the stitch radius with the gap.
-        still_mps: below this speed a track has no heading (stitching ignores it).
+        still_m: a track that moved less than this over the stretch its velocity is
+            measured on (20 points, fewer in a short track) has no heading (stitching
+            ignores it): it stands, or its velocity is jitter.
+        max_turn_deg: a continuation's heading differs from the ended track's by at
+            most this much (two people passing each other: about 180 degrees).
         jitter_target_m: people's positions are averaged (centred, over consecutive
             steps) over just enough steps to bring the measured detector jitter down to
             this; exact positions are not averaged at all.
@@ -54,7 +59,8 @@ class FusionSettings:
     stitch_gap_s: float = 1.0
     stitch_radius_m: float = 0.6
     walk_speed_mps: float = 1.6
-    still_mps: float = 0.4
+    still_m: float = 0.8
+    max_turn_deg: float = 120.0
     jitter_target_m: float = 0.07
     max_smooth_steps: int = 9
 
@@ -159,16 +165,21 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
     person (their overlap group lasts on), or already saw the new one, it is not a
     continuation but two people passing the same spot. Every track that ended within
     ``stitch_gap_s`` before a start is a candidate (in a busy store other tracks end
-    in the same instant); pairs are then taken closest first, each track at most once.
+    in the same instant); pairs are then taken shortest gap first, then closest, each
+    track at most once.
     """
     if len(tracks) < 2:
         return []
     gap_ms = round(settings.stitch_gap_s * 1000)
     vanished = tracks["group_end"] <= tracks["t_end"] + gap_ms
     appeared = tracks["group_start"] >= tracks["t_start"] - gap_ms
-    ends = tracks.loc[vanished, ["tix", "t_end", "x_end", "y_end", "vx_end", "vy_end"]]
+    ends = tracks.loc[
+        vanished, ["tix", "t_end", "x_end", "y_end", "vx_end", "vy_end", "span_end_s"]
+    ]
     ends = ends.sort_values("t_end")
-    starts = tracks.loc[appeared, ["tix", "t_start", "x_start", "y_start", "vx_start", "vy_start"]]
+    starts = tracks.loc[
+        appeared, ["tix", "t_start", "x_start", "y_start", "vx_start", "vy_start", "span_start_s"]
+    ]
     t_end = ends["t_end"].to_numpy()
     t_start = starts["t_start"].to_numpy()
     lo = np.searchsorted(t_end, t_start - gap_ms, side="left")
@@ -186,20 +197,27 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
         axis=1,
     )
     gap_s = (cand["t_start"] - cand["t_end"]) / 1000
-    dist = np.hypot(cand["x_start"] - cand["x_end"], cand["y_start"] - cand["y_end"])
-    # one person leaving a camera's view while another walks in at the same spot move
-    # in opposite directions; a real continuation keeps its heading (or stands still)
-    dot = cand["vx_end"] * cand["vx_start"] + cand["vy_end"] * cand["vy_start"]
-    slow = np.minimum(
-        np.hypot(cand["vx_end"], cand["vy_end"]), np.hypot(cand["vx_start"], cand["vy_start"])
+    # how far the new track starts from where the ended one's walk would have gone
+    dist = np.hypot(
+        cand["x_start"] - (cand["x_end"] + cand["vx_end"] * gap_s),
+        cand["y_start"] - (cand["y_end"] + cand["vy_end"] * gap_s),
     )
-    heading = (dot > 0) | (slow < settings.still_mps)
+    # one person leaving a camera's view while another walks in at the same spot move
+    # in opposite directions; a real continuation may turn (velocities are measured
+    # over 2 s, a turn into an aisle shows as 90 degrees) but not reverse
+    dot = cand["vx_end"] * cand["vx_start"] + cand["vy_end"] * cand["vy_start"]
+    speed_end = np.hypot(cand["vx_end"], cand["vy_end"])
+    speed_start = np.hypot(cand["vx_start"], cand["vy_start"])
+    turn_cos = dot / np.maximum(speed_end * speed_start, 1e-9)
+    moved = np.minimum(speed_end * cand["span_end_s"], speed_start * cand["span_start_s"])
+    heading = (turn_cos >= np.cos(np.radians(settings.max_turn_deg))) | (moved < settings.still_m)
     ok = (
         (dist <= settings.stitch_radius_m + settings.walk_speed_mps * gap_s)
         & (cand["prev"] != cand["tix"])
         & heading
     )
-    chosen = cand.assign(dist=dist)[ok].sort_values("dist", kind="stable")
+    # a track continues in the first track that fits (a later one continues that one)
+    chosen = cand.assign(gap=gap_s, dist=dist)[ok].sort_values(["gap", "dist"], kind="stable")
     links: list[tuple[int, int]] = []
     used_prev: set[int] = set()
     used_next: set[int] = set()
@@ -212,19 +230,33 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
     return links
 
 
-def _track_ends(pts: pd.DataFrame, span: int = 20) -> pd.DataFrame:
-    """First and last point of each track, and its velocity over ``span`` points there."""
-    pts = pts.sort_values(["tix", "t_ms"])
-    g = pts.groupby("tix")
-    first, last = g.head(1).set_index("tix"), g.tail(1).set_index("tix")
+def track_ends(pts: pd.DataFrame, key: str = "tix", span: int = 20) -> pd.DataFrame:
+    """First and last point of each track, and its velocity over ``span`` points there.
+
+    Args:
+        pts: points with ``t_ms, x_m, y_m`` and the track column ``key``.
+        key: which column tells the tracks apart.
+        span: how many points the velocities are measured over (fewer in short tracks).
+
+    Returns:
+        One row per track: ``key, t_start, x_start, y_start, vx_start, vy_start,
+        span_start_s`` and the same for the end (velocities in m/s, 0 for a one-point
+        track; ``span_*_s`` the seconds they were measured over).
+    """
+    pts = pts.sort_values([key, "t_ms"])
+    g = pts.groupby(key)
+    first, last = g.head(1).set_index(key), g.tail(1).set_index(key)
     n = g.cumcount()
     size = g["t_ms"].transform("size")
-    early = pts[n == np.minimum(span, size - 1)].set_index("tix")
-    late = pts[n == np.maximum(size - 1 - span, 0)].set_index("tix")
+    early = pts[n == np.minimum(span, size - 1)].set_index(key)
+    late = pts[n == np.maximum(size - 1 - span, 0)].set_index(key)
 
     def velocity(a: pd.DataFrame, b: pd.DataFrame, axis: str) -> pd.Series:
         dt = ((b["t_ms"] - a["t_ms"]) / 1000).where(lambda d: d > 0)
         return ((b[axis] - a[axis]) / dt).fillna(0.0)
+
+    def span_s(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+        return (b["t_ms"] - a["t_ms"]) / 1000
 
     return pd.DataFrame(
         {
@@ -233,11 +265,13 @@ def _track_ends(pts: pd.DataFrame, span: int = 20) -> pd.DataFrame:
             "y_start": first["y_m"],
             "vx_start": velocity(first, early, "x_m"),
             "vy_start": velocity(first, early, "y_m"),
+            "span_start_s": span_s(first, early),
             "t_end": last["t_ms"],
             "x_end": last["x_m"],
             "y_end": last["y_m"],
             "vx_end": velocity(late, last, "x_m"),
             "vy_end": velocity(late, last, "y_m"),
+            "span_end_s": span_s(late, last),
         }
     ).reset_index()
 
@@ -263,7 +297,7 @@ def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.Dat
     pts["tix"], _ = pd.factorize(keys)
     pts["cam_code"], _ = pd.factorize(pts["camera_id"])
     pts["step"] = (pts["t_ms"] // s.step_ms).astype(np.int64)
-    tracks = _track_ends(pts)
+    tracks = track_ends(pts)
     uf = _UnionFind(len(tracks))
     tracks["cam"] = pts.groupby("tix")["cam_code"].first().reindex(tracks["tix"]).to_numpy()
     for a, b in _overlap_links(pts, tracks, s):
