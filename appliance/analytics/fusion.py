@@ -5,12 +5,14 @@ Two kinds of links join ``(camera_id, track_id)`` tracks into one person:
 * **overlap**: two tracks from different cameras that are, most of the time they
   coexist, within ``radius_m`` of each other in the same time step are one person
   seen twice (so nobody is counted twice where cameras overlap);
-* **stitch**: a track that starts within ``stitch_gap_s`` and ``stitch_radius_m``
-  of where another track (same or other camera) ended continues it (an ID switch
-  or a hand-over between cameras).
+* **stitch**: a track that starts within ``stitch_gap_s`` of another's end (same or
+  other camera), within ``stitch_radius_m`` of where that one's walk would have taken
+  it and without reversing its heading, continues it (an ID switch or a hand-over
+  between cameras).
 
 Linked tracks are merged with union-find; a person's position in a time step is
-the mean of its tracks' points in that step.
+the mean of its tracks' points in that step, averaged over as many steps as the
+measured detector jitter needs (none for exact positions).
 """
 
 from __future__ import annotations
