@@ -37,6 +37,7 @@ PAGES = {
     "/trends": "page-trends",
     "/compare": "page-compare",
     "/health": "page-health",
+    "/alerts": "page-alerts",
 }
 
 

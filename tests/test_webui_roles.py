@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from appliance.config import load_config
 from appliance.health import Health
-from tests.webui_support import REPO, csrf_token, make_app, sign_in
+from tests.webui_support import REPO, csrf_token, make_app, raise_alert, sign_in
 from webui.ops import ops_blueprint
 
 EXAMPLE = REPO / "examples" / "vtest.yaml"
@@ -44,6 +44,9 @@ ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
     "/trends": ("GET", "/trends", VIEW),
     "/compare": ("GET", "/compare", VIEW),
     "/health": ("GET", "/health", VIEW),
+    "/alerts": ("GET", "/alerts", VIEW),
+    # acknowledging alert 1 (raised by box_app): managers are sent back to the alerts page
+    "/alerts/<int:alert_id>/ack": ("POST", "/alerts/1/ack", expect(LOGIN, 403, "302 /alerts", 403)),
     "/export/<table>.csv": ("GET", "/export/agg_footfall.csv", EXPORT),
     "/users": ("GET", "/users", USERS),
     "/login": ("GET", "/login", OPEN),
@@ -57,9 +60,11 @@ ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
 
 
 def box_app(tmp_path: Path) -> Flask:
-    """The dashboard as the box serves it: with the ops endpoints of its health."""
-    health = Health(load_config(EXAMPLE), tmp_path / "box.db")
-    return make_app(tmp_path, blueprints=[ops_blueprint(health)])
+    """The dashboard as the box serves it (with its health's ops endpoints), one alert raised."""
+    config = load_config(EXAMPLE)
+    app = make_app(tmp_path, blueprints=[ops_blueprint(Health(config, tmp_path / "box.db"))])
+    raise_alert(tmp_path / "box.db", config)
+    return app
 
 
 def answer(client: FlaskClient, method: str, url: str) -> int | str:
@@ -69,6 +74,8 @@ def answer(client: FlaskClient, method: str, url: str) -> int | str:
         response = client.post(url, data={"csrf_token": csrf_token(client, "/login")})
     if response.status_code == 302 and response.headers["Location"].startswith("/login"):
         return LOGIN
+    if response.status_code == 302:
+        return f"302 {response.headers['Location']}"
     return response.status_code
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
+from appliance.alerts import Transition
+from appliance.alerts.log import record
 from appliance.analytics.engine import BUCKET_MS, analyze_range
-from appliance.config import load_config
+from appliance.config import BoxConfig, load_config
 from appliance.ingest import ingest_csv
 from local_db import connect, migrate
 from vision.sim import load_scenario, load_store_geometry, simulate
@@ -37,6 +39,20 @@ def make_app(tmp_path: Path, config: Path | None = None, **kwargs: object) -> Fl
     finally:
         conn.close()
     return app
+
+
+def raise_alert(db: Path, config: BoxConfig, t_ms: int = 1_000, message: str = "too busy") -> int:
+    """Record the config's first alert rule as raised (as the alert engine does); its id."""
+    rule = config.alerts[0]
+    conn = connect(db)
+    try:
+        return record(
+            conn,
+            config.store.id,
+            [Transition("raise", rule, rule.target or "", t_ms, 9.0, message)],
+        )[0]
+    finally:
+        conn.close()
 
 
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 
 from appliance.config import BoxConfig
 from webui.app import context
@@ -95,5 +95,4 @@ def _page_globals() -> dict[str, object]:
     return {
         "windows": WINDOWS,
         "zone_kinds": ZONE_KIND_LABELS,
-        "page_endpoints": current_app.view_functions.keys(),
     }

@@ -1,4 +1,4 @@
-"""The Live page: the plan with everyone seen in the last seconds, zone counts, queues.
+"""The Live page: the plan with everyone seen in the last seconds, zone counts, queues, alerts.
 
 The state comes from :func:`appliance.live.snapshot` with one :class:`LiveCache` per
 app, so a poll reads only the points written since the last one; positions are anonymous dots
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from appliance.alerts import active_alerts
 from appliance.config import BoxConfig
 from appliance.live import LiveCache, LiveSnapshot, snapshot
 from webui.auth import requires
@@ -56,5 +57,6 @@ def live() -> str:
     return render_page(
         "live.html", "live_fragment.html",
         s=s, snap=snap, plan=plan_of(s.config), queues=queues, poll_ms=POLL_MS,
+        alerts=active_alerts(read_db(), s.store_id),
         at=fmt_day_time(local(snap.t_ms, s.tz)) + f":{local(snap.t_ms, s.tz):%S}",
     )  # fmt: skip

@@ -8,6 +8,7 @@ registers it.
 from __future__ import annotations
 
 from webui import (
+    alerts,
     compare,
     downloads,
     dwell,
@@ -26,7 +27,19 @@ from webui.periods import local_midnight_ms
 
 __all__ = ["bp", "render_page"]
 #: the page modules whose routes this blueprint carries
-PAGE_MODULES = (compare, downloads, dwell, flow, formatting, health, heatmap, live, queues, trends)
+PAGE_MODULES = (
+    alerts,
+    compare,
+    downloads,
+    dwell,
+    flow,
+    formatting,
+    health,
+    heatmap,
+    live,
+    queues,
+    trends,
+)
 
 
 @bp.get("/")
