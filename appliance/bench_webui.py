@@ -31,6 +31,7 @@ FLOOR = (40.0, 25.0)
 CELL_M = 0.25
 CELLS_PER_BUCKET = 150
 PAIRS_PER_BUCKET = 30
+ALERTS = 300  # over the month; the newest two still active
 TARGET_MS = 100.0
 
 #: the pages timed: (name, URL)
@@ -96,7 +97,7 @@ def _rows(*columns: Any) -> Iterator[tuple[Any, ...]]:
 def fill_month(
     db: Path, zone_ids: list[str], queue_ids: list[str], seed: int = 5
 ) -> dict[str, int]:
-    """Write a month of synthetic aggregate rows (and 10 minutes of live points).
+    """Write a month of synthetic aggregate rows, alerts, and 10 minutes of live points.
 
     Returns:
         Rows written per table.
@@ -182,6 +183,18 @@ def fill_month(
         ]
         conn.executemany("INSERT INTO track_points VALUES (?, ?, ?, ?, ?, ?)", points)
         conn.execute("INSERT INTO camera_events VALUES ('cam', ?, 'up', '')", (t0,))
+        raised = np.sort(rng.integers(t0, NOW_MS, ALERTS))
+        alerts = [
+            ("bench", f"rule-{i % 5}", "queue_length", queue_ids[i % len(queue_ids)], "warning",
+             int(r), None if i >= ALERTS - 2 else int(r) + 600_000, 6.0, "queue too long")
+            for i, r in enumerate(raised.tolist())
+        ]  # fmt: skip
+        conn.executemany(
+            "INSERT INTO alert_log (store_id, rule_id, kind, target, severity, raised_ms, "
+            "cleared_ms, value, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            alerts,
+        )
+        counts["alert_log"] = len(alerts)
         conn.execute("COMMIT")
         counts["track_points"] = len(points)
     finally:
