@@ -28,10 +28,9 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from appliance.config import load_config
-from appliance.config_edit import read_document
 from appliance.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
 from local_db import DbWriter
-from tests.webui_support import PASSWORD, REPO, make_app
+from tests.webui_support import PASSWORD, REPO, make_app, store_copy
 from webui.serve import RunningServer, start_server
 
 CHROMIUM = shutil.which("chromium")
@@ -72,11 +71,8 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     tmp = tmp_path_factory.mktemp("browser")
+    config = store_copy(tmp, "supermarket")
     db = tmp / "box.db"
-    config = tmp / "store.yaml"
-    doc = read_document((SUPERMARKET / "store.yaml").read_text())
-    doc.root["storage"]["db_path"] = str(db)
-    config.write_text(doc.text())
     # 10 minutes of arrivals; "now" is minute 5 of the run, so the store is busy at once
     sim = simulate_scenario(SUPERMARKET / "scenario.yaml", seed=1, minutes=10)
     app = make_app(tmp, config)

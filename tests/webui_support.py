@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from local_db import connect
 from webui import create_app
@@ -45,3 +46,19 @@ def sign_in(client: FlaskClient, username: str, password: str = PASSWORD) -> int
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
     return response.status_code
+
+
+def store_copy(tmp_path: Path, layout: str = "supermarket") -> Path:
+    """A simulated store's YAML copied into ``tmp_path``, its database in ``tmp_path/box.db``."""
+    from appliance.config_edit import read_document
+
+    doc = read_document((REPO / "examples" / "sim" / layout / "store.yaml").read_text())
+    doc.root["storage"]["db_path"] = str(tmp_path / "box.db")
+    path = tmp_path / "store.yaml"
+    path.write_text(doc.text())
+    return path
+
+
+def post_json(client: FlaskClient, path: str, body: object, token: str) -> TestResponse:
+    """POST a JSON body with the CSRF token in the ``X-CSRFToken`` header (as editor.js does)."""
+    return client.post(path, json=body, headers={"X-CSRFToken": token})

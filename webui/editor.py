@@ -66,7 +66,7 @@ class EditInputError(ValueError):
 def _number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise EditInputError(f"{where}: {value!r} is not a number")
-    return float(value)
+    return value  # an int stays an int in the YAML (pixels as the file had them)
 
 
 def _point(value: object, where: str) -> Point:
