@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.webdriver import Chrome as WebDriver
@@ -31,6 +32,8 @@ from appliance.config import load_config
 from appliance.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
 from local_db import DbWriter
 from tests.webui_support import PASSWORD, REPO, make_app, store_copy
+from vision.ring_buffer import FrameRingBuffer
+from vision.snapshots import frame_provider
 from webui.serve import RunningServer, start_server
 
 CHROMIUM = shutil.which("chromium")
@@ -75,7 +78,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     db = tmp / "box.db"
     # 10 minutes of arrivals; "now" is minute 5 of the run, so the store is busy at once
     sim = simulate_scenario(SUPERMARKET / "scenario.yaml", seed=1, minutes=10)
-    app = make_app(tmp, config)
+    ring = FrameRingBuffer(max_seconds=5)
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[::120, :] = 230  # a grid to click on, as a stand-in for a floor seen by a camera
+    frame[:, ::120] = 230
+    ring.push(0.0, frame)
+    app = make_app(tmp, config, frames=frame_provider({"west": ring}))
     writer = DbWriter(db)
     writer.start()
     feed: ReplayThread = start_replay(SimReplay(sim, writer, speed=1.0, start_s=300))
@@ -106,14 +114,15 @@ def driver() -> Iterator[WebDriver]:
 class Steps:
     """Screenshots per step, and the console check after each one."""
 
-    def __init__(self, driver: WebDriver, folder: Path) -> None:
+    def __init__(self, driver: WebDriver, folder: Path, name: str) -> None:
         self.driver = driver
         self.folder = folder
+        self.name = name
         self.n = 0
 
     def shot(self, name: str) -> Path:
         self.n += 1
-        path = self.folder / f"{self.n:02d}-{name}.png"
+        path = self.folder / f"{self.name}-{self.n:02d}-{name}.png"
         assert self.driver.save_screenshot(str(path)), f"no screenshot {path}"
         print(f"screenshot: {path}")  # the artefact's path, for whoever reads the test log
         return path
@@ -130,14 +139,16 @@ def wait(driver: WebDriver, seconds: float = 10) -> WebDriverWait[WebDriver]:
 
 def sign_in(driver: WebDriver, url: str, username: str) -> None:
     driver.get(f"{url}/login")
+    driver.delete_all_cookies()  # a fresh session for each test
+    driver.get(f"{url}/login")
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".who")))
 
 
 def click_at_metres(driver: WebDriver, svg: WebElement, x_m: float, y_m: float) -> None:
-    """A real mouse click on the plan SVG at floor point (x_m, y_m)."""
+    """A real mouse click on an SVG at user coordinates (x_m, y_m): metres, or camera pixels."""
     box = driver.execute_script(
         "const r = arguments[0].getBoundingClientRect(); const v = arguments[0].viewBox.baseVal;"
         "return [r.width, r.height, v.width, v.height];",
@@ -155,7 +166,7 @@ def click_at_metres(driver: WebDriver, svg: WebElement, x_m: float, y_m: float) 
 def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(
     store: Store, driver: WebDriver, artifacts: Path
 ) -> None:
-    steps = Steps(driver, artifacts)
+    steps = Steps(driver, artifacts, "editor")
     sign_in(driver, store.url, "installer")
     steps.no_console_errors("sign-in")
 
@@ -192,3 +203,43 @@ def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(
         assert abs(x - ex) < 0.15 and abs(y - ey) < 0.15, (polygon, corners)
     assert "# front wall; inside (y < 20)" in store.config.read_text()  # comments kept
     assert list(store.config.parent.glob("store.yaml.*.bak"))
+
+
+def test_installer_calibrates_a_camera_on_its_live_frame(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "calibration")
+    sign_in(driver, store.url, "installer")
+    driver.get(f"{store.url}/installer/cameras/west")
+    camera = wait(driver).until(ec.presence_of_element_located((By.ID, "camera-view")))
+    plan = driver.find_element(By.ID, "plan-editor")
+    wait(driver).until(
+        lambda d: d.execute_script(
+            "const i = document.querySelector('#camera-view image');"
+            "return !!i && i.getBBox().width > 0 && performance.getEntriesByType('resource')"
+            ".some(e => e.name.includes('frame.jpg'))"
+        )
+    )
+    for _ in driver.find_elements(By.CSS_SELECTOR, "#pair-list tr"):  # start from no pairs
+        driver.find_element(By.CSS_SELECTOR, "#pair-list button").click()
+    assert driver.find_elements(By.CSS_SELECTOR, "#pair-list tr") == []
+    pairs = [((240, 120), (0.5, 0.5)), ((1680, 120), (11.5, 0.5)),
+             ((1680, 960), (11.5, 19.5)), ((240, 960), (0.5, 19.5))]  # fmt: skip
+    for (u, v), (x, y) in pairs:
+        click_at_metres(driver, camera, u, v)
+        click_at_metres(driver, plan, x, y)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#pair-list tr")) == 4
+    save = driver.find_element(By.ID, "calibration-save")
+    assert not save.is_enabled()  # the error must be seen first
+    driver.find_element(By.ID, "calibration-check").click()
+    wait(driver).until(ec.text_to_be_present_in_element((By.ID, "editor-status"), "cm RMS"))
+    steps.shot("calibration-checked")
+    save.click()
+    wait(driver).until(ec.text_to_be_present_in_element((By.ID, "editor-status"), "Saved."))
+    steps.shot("calibration-saved")
+    steps.no_console_errors("calibration")
+    saved = load_config(store.config).camera("west").calibration
+    assert len(saved) == 4
+    for pair, ((u, v), (x, y)) in zip(saved, pairs, strict=True):
+        assert abs(pair.image[0] - u) < 8 and abs(pair.image[1] - v) < 8, (pair, u, v)
+        assert abs(pair.floor[0] - x) < 0.15 and abs(pair.floor[1] - y) < 0.15, (pair, x, y)
