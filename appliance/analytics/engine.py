@@ -85,6 +85,18 @@ def split_staff(fused: pd.DataFrame, staff_zones: list[ZoneConfig]) -> tuple[pd.
     return fused[~fused["person"].isin(staff_ids)], len(staff_ids)
 
 
+def service_point_of(queue: ZoneConfig, config: BoxConfig) -> ZoneConfig | None:
+    """The ``service_point`` zone nearest to a queue zone (None: the store has none)."""
+    service = [z for z in config.zones if z.kind == "service_point"]
+    if not service:
+        return None
+    qc = np.mean(np.asarray(queue.polygon), axis=0)
+    return min(
+        service,
+        key=lambda z: float(np.linalg.norm(np.mean(np.asarray(z.polygon), axis=0) - qc)),
+    )
+
+
 def compute(
     points: pd.DataFrame,
     config: BoxConfig,
@@ -231,17 +243,11 @@ def _queue_table(
     s: MetricSettings,
     out: WindowTables,
 ) -> pd.DataFrame:
-    service = [z for z in config.zones if z.kind == "service_point"]
     rows = []
     for q in (z for z in config.zones if z.kind == "queue"):
-        if not service:
+        sp = service_point_of(q, config)
+        if sp is None:
             break
-        # the service point nearest to the queue
-        qc = np.mean(np.asarray(q.polygon), axis=0)
-        sp = min(
-            service,
-            key=lambda z: float(np.linalg.norm(np.mean(np.asarray(z.polygon), axis=0) - qc)),
-        )
         ev = queue_events(customers, q.polygon, sp.polygon, s)
         length = occupancy_series(customers, q.polygon, t0_ms - LOOKBACK_MS, t1_ms)
         ev["predicted_s"] = predicted_waits(ev, length) if not ev.empty else pd.Series(dtype=float)

@@ -159,7 +159,10 @@ def _stitch_links(tracks: pd.DataFrame, settings: FusionSettings) -> list[tuple[
     if len(tracks) < 2:
         return []
     gap_ms = round(settings.stitch_gap_s * 1000)
-    vanished = tracks["group_end"] <= tracks["t_end"] + gap_ms
+    # seen until the end of the data is still there, not vanished
+    vanished = (tracks["group_end"] <= tracks["t_end"] + gap_ms) & (
+        tracks["group_end"] < tracks["t_end"].max()
+    )
     appeared = tracks["group_start"] >= tracks["t_start"] - gap_ms
     ends = tracks.loc[vanished, ["tix", "t_end", "x_end", "y_end", "vx_end", "vy_end"]]
     ends = ends.sort_values("t_end")
@@ -225,22 +228,19 @@ def _track_ends(pts: pd.DataFrame, span: int = 20) -> pd.DataFrame:
     ).reset_index()
 
 
-def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.DataFrame:
-    """Merge camera tracks into people and resample them to one point per step.
+def link_people(
+    points: pd.DataFrame, settings: FusionSettings | None = None
+) -> npt.NDArray[np.int64]:
+    """Which person each point belongs to: camera tracks joined by overlap and stitching.
 
     Args:
-        points: columns ``camera_id, track_id, t_ms, x_m, y_m``.
+        points: columns ``camera_id, track_id, t_ms, x_m, y_m`` (not empty).
         settings: fusion thresholds.
 
     Returns:
-        Columns ``person, t_ms, x_m, y_m`` (``t_ms`` on the step grid), sorted by
-        person then time; ``person`` is a dense integer, meaningful only here.
+        One dense person number per row of ``points``, meaningful only within this call.
     """
     s = settings or FusionSettings()
-    if points.empty:
-        return pd.DataFrame({"person": [], "t_ms": [], "x_m": [], "y_m": []}).astype(
-            {"person": np.int64, "t_ms": np.int64, "x_m": float, "y_m": float}
-        )
     pts = points[POINT_COLUMNS].copy()
     keys = pts["camera_id"].astype(str) + "\x00" + pts["track_id"].astype(str)
     pts["tix"], _ = pd.factorize(keys)
@@ -259,7 +259,21 @@ def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.Dat
         uf.union(a, b)
     roots = np.fromiter((uf.find(i) for i in range(len(tracks))), np.int64, len(tracks))
     person, _ = pd.factorize(roots)
-    pts["person"] = person[pts["tix"].to_numpy()]
+    return np.asarray(person[pts["tix"].to_numpy()], dtype=np.int64)
+
+
+def resample_people(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.DataFrame:
+    """One (smoothed) position per person per time step.
+
+    Args:
+        points: columns ``person, t_ms, x_m, y_m`` (``person`` from :func:`link_people`).
+        settings: fusion thresholds (the step and the smoothing).
+
+    Returns:
+        Columns ``person, t_ms, x_m, y_m`` on the step grid, sorted by person then time.
+    """
+    s = settings or FusionSettings()
+    pts = points.assign(step=(points["t_ms"] // s.step_ms).astype(np.int64))
     fused = pts.groupby(["person", "step"], sort=True)[["x_m", "y_m"]].mean().reset_index()
     fused["t_ms"] = fused["step"] * s.step_ms
     if s.smooth_steps > 1:
@@ -267,6 +281,26 @@ def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.Dat
         smooth = by.rolling(s.smooth_steps, center=True, min_periods=1).mean()
         fused[["x_m", "y_m"]] = smooth.reset_index(level=0, drop=True).sort_index()
     return fused[["person", "t_ms", "x_m", "y_m"]]
+
+
+def fuse(points: pd.DataFrame, settings: FusionSettings | None = None) -> pd.DataFrame:
+    """Merge camera tracks into people and resample them to one point per step.
+
+    Args:
+        points: columns ``camera_id, track_id, t_ms, x_m, y_m``.
+        settings: fusion thresholds.
+
+    Returns:
+        Columns ``person, t_ms, x_m, y_m`` (``t_ms`` on the step grid), sorted by
+        person then time; ``person`` is a dense integer, meaningful only here.
+    """
+    s = settings or FusionSettings()
+    if points.empty:
+        return pd.DataFrame({"person": [], "t_ms": [], "x_m": [], "y_m": []}).astype(
+            {"person": np.int64, "t_ms": np.int64, "x_m": float, "y_m": float}
+        )
+    people = points[["t_ms", "x_m", "y_m"]].assign(person=link_people(points, s))
+    return resample_people(people, s)
 
 
 def person_count(fused: pd.DataFrame) -> int:

@@ -84,8 +84,16 @@ def zone_visits(
     """
     isin = inside(polygon, fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float))
     pts = fused.loc[isin, ["person", "t_ms"]]
-    if pts.empty:
-        return pd.DataFrame(columns=["person", "zone_id", "enter_ms", "exit_ms", "dwell_s"])
+    if pts.empty:  # typed, so that merges on an empty zone still work
+        return pd.DataFrame(
+            {
+                "person": pd.Series(dtype=np.int64),
+                "zone_id": pd.Series(dtype=object),
+                "enter_ms": pd.Series(dtype=np.int64),
+                "exit_ms": pd.Series(dtype=np.int64),
+                "dwell_s": pd.Series(dtype=float),
+            }
+        )
     gap = pts.groupby("person")["t_ms"].diff()
     new_visit = gap.isna() | (gap > settings.merge_gap_s * 1000)
     visit_no = new_visit.cumsum()
