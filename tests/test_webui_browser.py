@@ -151,15 +151,15 @@ def click_at_metres(driver: WebDriver, svg: WebElement, x_m: float, y_m: float) 
     """A real mouse click on an SVG at user coordinates (x_m, y_m): metres, or camera pixels."""
     box = driver.execute_script(
         "const r = arguments[0].getBoundingClientRect(); const v = arguments[0].viewBox.baseVal;"
-        "return [r.width, r.height, v.width, v.height];",
+        "return [r.width, r.height, v.x, v.y, v.width, v.height];",
         svg,
     )
-    width_px, height_px, width_m, depth_m = box
-    scale = min(width_px / width_m, height_px / depth_m)  # xMidYMid meet
-    pad_x = (width_px - width_m * scale) / 2
-    pad_y = (height_px - depth_m * scale) / 2
-    dx = pad_x + x_m * scale - width_px / 2  # offsets are from the element's centre
-    dy = pad_y + y_m * scale - height_px / 2
+    width_px, height_px, x0, y0, width, height = box
+    scale = min(width_px / width, height_px / height)  # xMidYMid meet
+    pad_x = (width_px - width * scale) / 2
+    pad_y = (height_px - height * scale) / 2
+    dx = pad_x + (x_m - x0) * scale - width_px / 2  # offsets are from the element's centre
+    dy = pad_y + (y_m - y0) * scale - height_px / 2
     ActionChains(driver).move_to_element_with_offset(svg, round(dx), round(dy)).click().perform()
 
 
