@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 from appliance.db_commands import add_db_parser
+from appliance.logs import setup_logging
 from appliance.web_commands import add_web_parser
 
 logger = logging.getLogger("footfall")
@@ -130,11 +131,26 @@ def _frame_count(video: Path) -> int | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the box's camera workers until SIGTERM."""
+    """Run the box (cameras, scheduler, optional ops server) until SIGTERM."""
     from appliance.runtime import Box
+    from appliance.scheduler import BoxScheduler
 
-    Box(args.config, Path(args.db) if args.db else None).run_until_signal()
+    box = Box(args.config, Path(args.db).expanduser() if args.db else None)
+    box.add_service(BoxScheduler(args.config, box.db_path, health=box.health))
+    if args.listen:
+        from webui.ops import WebServer, ops_app
+
+        host, port = args.listen
+        box.add_service(WebServer(ops_app(box.health), host, port))
+    box.run_until_signal()
     return EXIT_OK
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def cmd_bench_vision(args: argparse.Namespace) -> int:
@@ -381,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="footfall", description="Privacy-first footfall analytics appliance."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.set_defaults(log_format="text")
     sub = parser.add_subparsers(dest="command", required=True)
 
     config = sub.add_parser("config", help="store config tools")
@@ -400,9 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     vision.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     vision.set_defaults(func=cmd_vision)
 
-    run = sub.add_parser("run", help="run the box's camera workers until SIGTERM")
+    run = sub.add_parser("run", help="run the box (cameras, scheduled jobs) until SIGTERM")
     run.add_argument("--config", type=_config_arg, required=True)
     run.add_argument("--db", help="SQLite file (default: storage.db_path)")
+    run.add_argument("--listen", type=_host_port, help="serve /healthz and /metrics on HOST:PORT")
+    run.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="json: one object a line"
+    )
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", help="benchmarks against peers")
@@ -496,11 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
     return int(args.func(args))
 
 

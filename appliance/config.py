@@ -27,6 +27,12 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def _hhmm_time(v: str) -> str:
+    if not _HHMM.match(v):
+        raise ValueError(f"{v!r} is not a HH:MM time")
+    return v
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,12 +44,7 @@ class OpeningHours(_Model):
     open: str
     close: str
 
-    @field_validator("open", "close")
-    @classmethod
-    def _hhmm(cls, v: str) -> str:
-        if not _HHMM.match(v):
-            raise ValueError(f"{v!r} is not a HH:MM time")
-        return v
+    _hhmm = field_validator("open", "close")(_hhmm_time)
 
 
 class StoreConfig(_Model):
@@ -240,6 +241,43 @@ class WebConfig(_Model):
     login_attempts: int = Field(5, ge=1, le=100)
 
 
+class RuntimeConfig(_Model):
+    """How ``footfall run`` schedules its jobs and supervises its workers.
+
+    Attributes:
+        analytics_every_s: how often the analytics job looks for closed 5-minute buckets.
+        late_grace_s: a bucket is analysed this long after it closes (late points),
+            and recomputed once more when the next bucket is.
+        maintenance_at: local time of the nightly retention, vacuum and optimize.
+        sync_every_s: how often the sync job runs (when a sync is wired in).
+        weekly_report_day: local day of the weekly report (when one is wired in).
+        weekly_report_at: local time of the weekly report.
+        max_restarts: crashes of one camera worker or service allowed in ``restart_window_s``.
+        restart_window_s: the sliding window of the restart budget.
+        restart_backoff_max_s: the longest pause between restarts within the budget
+            (the pause doubles from 1 s).
+        down_retry_s: beyond the budget, the worker is marked down and retried this often.
+        stall_s: a camera that is up but has delivered no frame for this long stops the
+            systemd watchdog (a hung thread can only be cured by restarting the process).
+        disk_free_min_mb: below this much free space the box reports itself degraded.
+    """
+
+    analytics_every_s: int = Field(60, ge=5, le=3600)
+    late_grace_s: int = Field(60, ge=0, le=3600)
+    maintenance_at: str = "03:30"
+    sync_every_s: int = Field(300, ge=10, le=86400)
+    weekly_report_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    weekly_report_at: str = "07:00"
+    max_restarts: int = Field(5, ge=1, le=1000)
+    restart_window_s: float = Field(600, gt=0, le=86400)
+    restart_backoff_max_s: float = Field(60, ge=1, le=3600)
+    down_retry_s: float = Field(300, ge=1, le=86400)
+    stall_s: float = Field(120, ge=10, le=3600)
+    disk_free_min_mb: int = Field(1024, ge=0)
+
+    _hhmm = field_validator("maintenance_at", "weekly_report_at")(_hhmm_time)
+
+
 class BoxConfig(_Model):
     """The whole box: one file per store."""
 
@@ -255,6 +293,7 @@ class BoxConfig(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ring_buffer: RingBufferConfig = Field(default_factory=RingBufferConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> BoxConfig:

@@ -31,7 +31,7 @@ FrameObserver = Callable[[Frame, Tracks], None]
 
 @dataclass(slots=True)
 class WorkerStats:
-    """Counters of one worker run."""
+    """Counters of one worker run; ``frames``, ``points``, ``persons`` and ``dropped`` are live."""
 
     frames: int = 0
     points: int = 0
@@ -122,6 +122,7 @@ class CameraWorker:
                     break
                 frame, prepared = item
                 batch.extend(self._process(frame, prepared))
+                self.stats.dropped = self._reader.dropped
                 if time.monotonic() - last_flush >= self._batch_seconds:
                     self._flush(batch)
                     last_flush = time.monotonic()
