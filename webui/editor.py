@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
@@ -120,17 +121,42 @@ def _json_error(message: str, status: int, **extra: object) -> tuple[Response, i
     return jsonify({"error": message, **extra}), status
 
 
-def _save(edit: Callable[[CommentedMap], None]) -> SavedConfig:
-    """Apply ``edit`` to the config file, then reload the dashboard's config."""
-    saved = save_edit(context().config_path, edit)
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a save did not happen, and the HTTP status that says so."""
+
+    message: str
+    status: int
+    issues: list[dict[str, object]] = field(default_factory=list)
+
+
+def _save(edit: Callable[[CommentedMap], None]) -> SavedConfig | _Refusal:
+    """Apply ``edit`` to the config file and reload the dashboard's config, or say why not."""
+    path = context().config_path
+    try:
+        saved = save_edit(path, edit)
+    except ConfigError as exc:
+        issues = [{"path": i.path, "line": i.line, "message": i.message} for i in exc.issues]
+        first = exc.issues[0]
+        return _Refusal(f"not saved: {first.path}: {first.message}", 400, issues)
+    except ConfigEditError as exc:
+        return _Refusal(str(exc), 404)
+    except OSError as exc:
+        logger.exception("editor: cannot write %s", path)
+        return _Refusal(f"cannot write the config: {exc.strerror or exc}", 500)
     context().reload()
     return saved
 
 
-def _config_error(exc: ConfigError) -> tuple[str, list[dict[str, object]]]:
-    issues = [{"path": i.path, "line": i.line, "message": i.message} for i in exc.issues]
-    first = exc.issues[0]
-    return f"not saved: {first.path}: {first.message}", issues
+def _json_save(
+    edit: Callable[[CommentedMap], None], answer: Callable[[SavedConfig], dict[str, object]]
+) -> Response | tuple[Response, int]:
+    """Save, then answer JSON: ``answer(saved)`` and the backup's name, or the refusal."""
+    saved = _save(edit)
+    if isinstance(saved, _Refusal):
+        return _json_error(saved.message, saved.status, issues=saved.issues)
+    backup = saved.backup.name if saved.backup else None
+    return jsonify({"saved": True, "backup": backup, **answer(saved)})
 
 
 def _plan_data(config: BoxConfig) -> dict[str, object]:
@@ -188,22 +214,11 @@ def layout() -> Response | tuple[Response, int]:
         set_zones(root, zones)
         set_lines(root, lines)
 
-    try:
-        saved = _save(edit)
-    except ConfigError as exc:
-        message, issues = _config_error(exc)
-        return _json_error(message, 400, issues=issues)
-    except OSError as exc:
-        logger.exception("editor: cannot write %s", context().config_path)
-        return _json_error(f"cannot write the config: {exc.strerror or exc}", 500)
-    logger.info("editor: saved %d zones and %d lines", len(zones), len(lines))
-    return jsonify(
-        {
-            "saved": True,
-            "backup": saved.backup.name if saved.backup else None,
-            **_layout(saved.config),
-        }
-    )
+    def answer(saved: SavedConfig) -> dict[str, object]:
+        logger.info("editor: saved %d zones and %d lines", len(zones), len(lines))
+        return _layout(saved.config)
+
+    return _json_save(edit, answer)
 
 
 def _back_with(message: str, status: int) -> tuple[str, int]:
@@ -213,14 +228,13 @@ def _back_with(message: str, status: int) -> tuple[str, int]:
     return _editor_page(), status
 
 
-def _plan_edit(**values: Any) -> BaseResponse | tuple[str, int]:
-    try:
-        _save(lambda root: set_floor_plan(root, **values))
-    except ConfigError as exc:
-        return _back_with(_config_error(exc)[0], 400)
-    except OSError as exc:
-        logger.exception("editor: cannot write %s", context().config_path)
-        return _back_with(f"cannot write the config: {exc.strerror or exc}", 500)
+def _plan_edit(done: str, **values: Any) -> BaseResponse | tuple[str, int]:
+    """Save floor-plan keys; on success back to the editor with the message ``done``."""
+    saved = _save(lambda root: set_floor_plan(root, **values))
+    if isinstance(saved, _Refusal):
+        return _back_with(saved.message, saved.status)
+    logger.info("editor: floor plan %s", values)
+    flash(done, "ok")
     return redirect(url_for("editor.index"))
 
 
@@ -232,10 +246,7 @@ def plan_size() -> BaseResponse | tuple[str, int]:
         width, depth = _form_number("width_m"), _form_number("depth_m")
     except EditInputError as exc:
         return _back_with(str(exc), 400)
-    response = _plan_edit(width_m=width, depth_m=depth)
-    if isinstance(response, BaseResponse):
-        flash(f"The plan is now {width:g} x {depth:g} m.", "ok")
-    return response
+    return _plan_edit(f"The plan is now {width:g} x {depth:g} m.", width_m=width, depth_m=depth)
 
 
 @bp.post("/plan/scale")
@@ -249,10 +260,8 @@ def plan_scale() -> BaseResponse | tuple[str, int]:
         width, depth = scaled_plan(plan.width_m, plan.depth_m, a, b, _form_number("distance_m"))
     except ValueError as exc:
         return _back_with(f"scale: {exc}", 400)
-    response = _plan_edit(width_m=width, depth_m=depth)
-    if isinstance(response, BaseResponse):
-        flash(f"Scaled: the plan is now {width:g} x {depth:g} m.", "ok")
-    return response
+    done = f"Scaled: the plan is now {width:g} x {depth:g} m."
+    return _plan_edit(done, width_m=width, depth_m=depth)
 
 
 @bp.post("/plan/image")
@@ -276,15 +285,11 @@ def plan_upload() -> BaseResponse | tuple[str, int]:
     except OSError as exc:
         logger.exception("editor: cannot write the plan image next to %s", config_path)
         return _back_with(f"cannot store the image: {exc.strerror or exc}", 500)
-    response = _plan_edit(image=name, depth_m=depth)
-    if isinstance(response, BaseResponse):
-        logger.info("editor: floor plan image %s (%dx%d)", name, info.width, info.height)
-        flash(
-            f"Plan image saved ({info.width}x{info.height} px); depth set to {depth:g} m to keep "
-            "its proportions. Now set the scale.",
-            "ok",
-        )
-    return response
+    done = (
+        f"Plan image saved ({info.width}x{info.height} px); depth set to {depth:g} m to keep "
+        "its proportions. Now set the scale."
+    )
+    return _plan_edit(done, image=name, depth_m=depth)
 
 
 @bp.get("/plan/image")
@@ -372,20 +377,10 @@ def calibration_save(camera_id: str) -> Response | tuple[Response, int]:
         report = calibration_report(pairs)
     except (EditInputError, CalibrationError) as exc:
         return _json_error(str(exc), 400)
-    try:
-        saved = _save(lambda root: set_calibration(root, camera_id, pairs))
-    except ConfigError as exc:
-        message, issues = _config_error(exc)
-        return _json_error(message, 400, issues=issues)
-    except ConfigEditError as exc:
-        return _json_error(str(exc), 404)
-    except OSError as exc:
-        logger.exception("editor: cannot write %s", context().config_path)
-        return _json_error(f"cannot write the config: {exc.strerror or exc}", 500)
-    logger.info(
-        "editor: calibrated %s with %d pairs, %.3f m RMS",
-        camera_id,
-        len(pairs),
-        report["reprojection_error_m"],
-    )
-    return jsonify({"saved": True, "backup": saved.backup.name if saved.backup else None, **report})
+
+    def answer(_saved: SavedConfig) -> dict[str, object]:
+        rms = report["reprojection_error_m"]
+        logger.info("editor: calibrated %s with %d pairs, %s m RMS", camera_id, len(pairs), rms)
+        return report
+
+    return _json_save(lambda root: set_calibration(root, camera_id, pairs), answer)
