@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from vision.types import Tracks
     from vision.worker import WorkerStats
 
+from appliance.alerts.commands import add_alerts_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 from appliance.db_commands import add_db_parser
 from appliance.logs import setup_logging
@@ -507,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_db_parser(sub)
     add_web_parser(sub)
+    add_alerts_parser(sub)
     return parser
 
 

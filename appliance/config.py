@@ -24,7 +24,8 @@ CONFIG_VERSION = 1
 Point = tuple[float, float]
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _hhmm_time(v: str) -> str:
@@ -54,6 +55,7 @@ class StoreConfig(_Model):
     name: str = Field(min_length=1)
     timezone: str
     opening_hours: list[OpeningHours] = Field(default_factory=list)
+    capacity: int | None = Field(None, gt=0, description="most customers allowed inside")
 
     @field_validator("timezone")
     @classmethod
@@ -154,8 +156,9 @@ class ZoneConfig(_Model):
 
 
 class ActiveHours(_Model):
-    """When a rule may raise (local time)."""
+    """When a rule may raise (store local time); ``end`` before ``start`` spans midnight."""
 
+    days: list[Day] = Field(default_factory=lambda: list(DAYS), min_length=1)
     start: str = "00:00"
     end: str = "24:00"
 
@@ -167,32 +170,55 @@ class ActiveHours(_Model):
         return v
 
 
+AlertKind = Literal[
+    "queue_length",
+    "predicted_wait",
+    "density",
+    "store_occupancy",
+    "zone_occupancy_above",
+    "zone_occupancy_below",
+    "staffing_gap",
+    "customers_per_staff",
+    "camera_down",
+    "sync_lag",
+    "disk_low",
+]
+#: kinds that raise when the value falls (the others raise when it rises)
+FALLING_KINDS = frozenset({"zone_occupancy_below", "disk_low"})
+#: what ``target`` may name per kind: zone kinds, "camera", or nothing (None);
+#: ``optional`` kinds may leave it out (every queue / camera, or the whole store)
+_CUSTOMER_ZONES = frozenset({"entrance", "display", "queue", "service_point", "checkout"})
+_TARGETS: dict[str, tuple[frozenset[str] | None, bool]] = {
+    "queue_length": (frozenset({"queue"}), True),
+    "predicted_wait": (frozenset({"queue"}), True),
+    "density": (_CUSTOMER_ZONES, True),
+    "store_occupancy": (None, True),
+    "zone_occupancy_above": (_CUSTOMER_ZONES, False),
+    "zone_occupancy_below": (_CUSTOMER_ZONES, False),
+    "staffing_gap": (_CUSTOMER_ZONES, False),
+    "customers_per_staff": (_CUSTOMER_ZONES, True),
+    "camera_down": (frozenset({"camera"}), True),
+    "sync_lag": (None, True),
+    "disk_low": (None, True),
+}
+
+
 class AlertRule(_Model):
-    """An alert rule (validated now, evaluated by the alert engine).
+    """An alert rule, evaluated every second by the alert engine (``appliance/alerts``).
 
     Attributes:
-        kind: what is measured.
-        target: the zone, camera or queue id it applies to (if any).
+        kind: what is measured (units in the README's "Alerts" section).
+        target: the zone or camera it applies to; left out: every queue / camera, or
+            the whole store, where the kind allows.
         raise_at: the value at which the alert raises.
         clear_at: the value at which it clears (hysteresis band).
         min_duration_s: the condition must hold this long before raising.
         cooldown_s: minimum time between two raises.
+        of_capacity: ``store_occupancy`` only: thresholds in percent of ``store.capacity``.
     """
 
     id: str = Field(pattern=_ID)
-    kind: Literal[
-        "queue_length",
-        "predicted_wait",
-        "density",
-        "store_occupancy",
-        "zone_occupancy_above",
-        "zone_occupancy_below",
-        "staffing_gap",
-        "customers_per_staff",
-        "camera_down",
-        "sync_lag",
-        "disk_low",
-    ]
+    kind: AlertKind
     target: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
     raise_at: float
@@ -200,14 +226,75 @@ class AlertRule(_Model):
     min_duration_s: float = Field(0, ge=0)
     cooldown_s: float = Field(0, ge=0)
     active_hours: ActiveHours = Field(default_factory=ActiveHours)
+    of_capacity: bool = False
+
+    @property
+    def falling(self) -> bool:
+        """Whether the alert raises when the value falls (below ``raise_at``)."""
+        return self.kind in FALLING_KINDS
 
     @model_validator(mode="after")
     def _hysteresis(self) -> AlertRule:
-        falling = self.kind in ("zone_occupancy_below", "disk_low")
-        if (self.clear_at <= self.raise_at) if falling else (self.clear_at >= self.raise_at):
-            way = "above" if falling else "below"
+        if (self.clear_at <= self.raise_at) if self.falling else (self.clear_at >= self.raise_at):
+            way = "above" if self.falling else "below"
             raise ValueError(f"clear_at must be {way} raise_at (hysteresis)")
+        if self.of_capacity and self.kind != "store_occupancy":
+            raise LocatedError(("of_capacity",), "of_capacity is for store_occupancy rules only")
         return self
+
+
+class WebhookConfig(_Model):
+    """A URL that receives every alert raised and cleared as signed JSON.
+
+    Attributes:
+        url: ``http(s)://`` endpoint (POST).
+        secret_env: the environment variable holding the HMAC-SHA256 key.
+        min_severity: only alerts at least this severe are sent.
+        timeout_s: per attempt.
+        max_attempts: tries before a delivery is given up (logged).
+        retry_base_s: the first retry's delay; it doubles per attempt (at most 300 s).
+    """
+
+    url: str = Field(pattern=r"^https?://\S+$")
+    secret_env: str = Field("FOOTFALL_WEBHOOK_SECRET", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    min_severity: Literal["info", "warning", "critical"] = "info"
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    max_attempts: int = Field(6, ge=1, le=50)
+    retry_base_s: float = Field(2.0, gt=0, le=300)
+
+
+class BuzzerConfig(_Model):
+    """A buzzer (or light) on a GPIO line: on while an unacknowledged alert is active.
+
+    Attributes:
+        backend: ``gpiod`` (the Jetson's GPIO character device) or ``simulated``.
+        chip: the GPIO chip device.
+        line: the line offset on that chip.
+        active_low: the buzzer sounds when the line is low.
+        min_severity: alerts at least this severe sound it.
+    """
+
+    backend: Literal["gpiod", "simulated"] = "gpiod"
+    chip: str = "/dev/gpiochip0"
+    line: int = Field(ge=0)
+    active_low: bool = False
+    min_severity: Literal["info", "warning", "critical"] = "critical"
+
+
+class AlertingConfig(_Model):
+    """How alerts are evaluated and delivered (the rules are in ``alerts``).
+
+    Attributes:
+        roster: staff roster CSV for ``customers_per_staff`` (relative to the config file).
+        window_s: a person counts as present if seen within this many seconds.
+        webhooks: where alerts are POSTed.
+        buzzer: the GPIO buzzer, if the box has one.
+    """
+
+    roster: str | None = None
+    window_s: float = Field(3.0, gt=0, le=10)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    buzzer: BuzzerConfig | None = None
 
 
 class StorageConfig(_Model):
@@ -290,6 +377,7 @@ class BoxConfig(_Model):
     lines: list[LineConfig] = Field(default_factory=list)
     zones: list[ZoneConfig] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ring_buffer: RingBufferConfig = Field(default_factory=RingBufferConfig)
     web: WebConfig = Field(default_factory=WebConfig)
@@ -308,13 +396,36 @@ class BoxConfig(_Model):
                 if item.id in seen:
                     raise LocatedError((kind, i, "id"), f"duplicate id {item.id!r}")
                 seen.add(item.id)
-        known = {c.id for c in self.cameras} | {z.id for z in self.zones}
+        self._check_alerts()
+        return self
+
+    def _check_alerts(self) -> None:
+        kinds = {c.id: "camera" for c in self.cameras} | {z.id: z.kind for z in self.zones}
+        seen: set[str] = set()
         for i, rule in enumerate(self.alerts):
-            if rule.target is not None and rule.target not in known:
+            if rule.id in seen:
+                raise LocatedError(("alerts", i, "id"), f"duplicate id {rule.id!r}")
+            seen.add(rule.id)
+            allowed, optional = _TARGETS[rule.kind]
+            if rule.target is None:
+                if not optional:
+                    raise LocatedError(("alerts", i), f"a {rule.kind} rule needs a target")
+            elif rule.target not in kinds:
                 raise LocatedError(
                     ("alerts", i, "target"), f"no camera or zone has the id {rule.target!r}"
                 )
-        return self
+            elif allowed is None or kinds[rule.target] not in allowed:
+                wants = " or ".join(sorted(allowed)) if allowed else "no target"
+                raise LocatedError(
+                    ("alerts", i, "target"),
+                    f"{rule.target!r} is a {kinds[rule.target]}; a {rule.kind} rule takes {wants}",
+                )
+            if rule.of_capacity and self.store.capacity is None:
+                raise LocatedError(("alerts", i, "of_capacity"), "store.capacity is not set")
+            if rule.kind == "customers_per_staff" and self.alerting.roster is None:
+                raise LocatedError(
+                    ("alerts", i, "kind"), "customers_per_staff needs alerting.roster"
+                )
 
     def camera(self, camera_id: str) -> CameraConfig:
         """The camera with this id.

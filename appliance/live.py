@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from appliance.analytics.engine import STAFF_SHARE, service_point_of
-from appliance.analytics.fusion import fuse, link_people, resample_people
+from appliance.analytics.fusion import FusionSettings, fuse, link_people, resample_people
 from appliance.analytics.geometry import inside
 from appliance.analytics.metrics import MetricSettings, predicted_waits, queue_events
 from appliance.config import BoxConfig, ZoneConfig
@@ -35,9 +35,9 @@ LOOKBACK_S = 600.0
 CONTEXT_S = 10.0  # raw points kept for the fusion window
 QUEUE_REFRESH_MS = 10_000  # how often queue events (service times) are recomputed
 QUEUE_SAMPLE_MS = 500  # queue-area points kept per track and half second
+SMOOTH_STEPS = FusionSettings().smooth_steps // 2 + 1
 _KEY = ["camera_id", "track_id"]
 _COLUMNS = ["rowid", "camera_id", "track_id", "t_ms", "x_m", "y_m"]
-_TRACK_COLUMNS = {"first_staff": bool, "n": np.int64, "n_staff": np.int64, "last_ms": np.int64}
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,21 @@ class LiveSnapshot:
     queue_lengths: dict[str, int]
     predicted_wait_s: dict[str, float | None]
     cameras_up: dict[str, bool]
+
+
+@dataclass(slots=True)
+class _Track:
+    """What the lookback says about one camera track."""
+
+    first_staff: bool  # its first point was in a staff_only zone
+    n: int
+    n_staff: int  # points in staff_only zones
+    last_ms: int
+    linked: bool = False  # fusion joined it to a staff person
+
+    @property
+    def staff(self) -> bool:
+        return self.first_staff or self.linked or self.n_staff >= STAFF_SHARE * self.n
 
 
 def _empty_points() -> pd.DataFrame:
@@ -113,11 +128,7 @@ class LiveCache:
         self._pending = _empty_points()
         self._recent = _empty_points()
         self._queue_points = _empty_points()
-        self._tracks = pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in _TRACK_COLUMNS.items()}
-            | {"linked": pd.Series(dtype=bool)},
-            index=pd.MultiIndex.from_arrays([[], []], names=_KEY),
-        )
+        self._tracks: dict[tuple[str, int], _Track] = {}
         self._queue_events: dict[str, pd.DataFrame] = {}
         self._queue_refreshed = -(2**62)
 
@@ -167,22 +178,24 @@ class LiveCache:
             .assign(in_staff=in_staff, t_ms=rows["t_ms"].to_numpy())
             .groupby(_KEY, sort=False)
             .agg(
-                first_staff=("in_staff", "first"),
+                first=("in_staff", "first"),
                 n=("in_staff", "size"),
                 n_staff=("in_staff", "sum"),
                 last_ms=("t_ms", "max"),
             )
-            .assign(linked=False)
         )
-        tracks = pd.concat([self._tracks, new]).groupby(level=[0, 1], sort=False)
-        merged = tracks.agg(
-            first_staff=("first_staff", "first"),
-            n=("n", "sum"),
-            n_staff=("n_staff", "sum"),
-            last_ms=("last_ms", "max"),
-            linked=("linked", "any"),
-        )
-        self._tracks = merged[merged["last_ms"] >= now_ms - self.lookback_ms]
+        tracks = self._tracks
+        for key, first, n, n_staff, last_ms in new.itertuples(name=None):  # one per track
+            track = tracks.get(key)
+            if track is None:
+                tracks[key] = _Track(bool(first), int(n), int(n_staff), int(last_ms))
+            else:
+                track.n += int(n)
+                track.n_staff += int(n_staff)
+                track.last_ms = max(track.last_ms, int(last_ms))
+        if len(tracks) > len(new):  # forget tracks not seen within the lookback
+            old = now_ms - self.lookback_ms
+            self._tracks = {k: t for k, t in tracks.items() if t.last_ms >= old}
 
         context = now_ms - round(CONTEXT_S * 1000)
         recent = pd.concat([self._recent, rows[rows["t_ms"] >= context]], ignore_index=True)
@@ -198,10 +211,12 @@ class LiveCache:
 
     def staff_tracks(self, keys: pd.DataFrame) -> np.ndarray:
         """Whether each ``camera_id, track_id`` row belongs to a staff track."""
-        t = self._tracks
-        staff = t["first_staff"] | (t["n_staff"] >= STAFF_SHARE * t["n"]) | t["linked"]
-        index = pd.MultiIndex.from_frame(keys[_KEY])
-        return np.asarray(staff.reindex(index, fill_value=False).to_numpy(), dtype=bool)
+        codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys[_KEY]))
+        tracks = self._tracks
+        staff = np.fromiter(
+            (tracks[k].staff if k in tracks else False for k in uniques), bool, len(uniques)
+        )
+        return np.asarray(staff[codes], dtype=bool)
 
     def spread_staff(self, pts: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
         """Link ``pts`` into people; every track of a person with a staff track is staff.
@@ -212,8 +227,9 @@ class LiveCache:
         person = link_people(pts)
         person_staff = pd.Series(self.staff_tracks(pts)).groupby(person).any()
         keys = pts[_KEY][person_staff.to_numpy()[person]].drop_duplicates()
-        index = pd.MultiIndex.from_frame(keys)
-        self._tracks.loc[self._tracks.index.isin(index), "linked"] = True
+        for key in keys.itertuples(index=False, name=None):
+            if key in self._tracks:
+                self._tracks[key].linked = True
         return person, person_staff
 
     def window(self, now_ms: int, window_ms: int) -> pd.DataFrame:
@@ -289,7 +305,9 @@ def snapshot(
     else:
         person, person_staff = cache.spread_staff(pts)
         people = pts[["t_ms", "x_m", "y_m"]].assign(person=person)
-        last = resample_people(people).groupby("person").tail(1)
+        # the fusion's centred smoothing at a person's latest step: the mean of the last few
+        steps = resample_people(people, FusionSettings(smooth_steps=1))
+        last = steps.groupby("person").tail(SMOOTH_STEPS).groupby("person", as_index=False).mean()
         x, y = last["x_m"].to_numpy(float), last["y_m"].to_numpy(float)
         staff = person_staff.reindex(last["person"].to_numpy()).to_numpy(bool)
     zone_counts, staff_counts = {}, {}

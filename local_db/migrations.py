@@ -249,3 +249,24 @@ def _m0004_accounts(conn: sqlite3.Connection) -> None:
             key TEXT PRIMARY KEY,             -- 'secret_key', 'setup_token_hash'
             value TEXT NOT NULL) WITHOUT ROWID"""
     )
+
+
+@migration("0005_alerts")
+def _m0005_alerts(conn: sqlite3.Connection) -> None:
+    """The alert log: one row per alert raised, updated when it clears or is acknowledged."""
+    conn.execute(
+        """CREATE TABLE alert_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            store_id TEXT NOT NULL, rule_id TEXT NOT NULL, kind TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',  -- zone or camera id; '' = store / box
+            severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+            raised_ms INTEGER NOT NULL, cleared_ms INTEGER,  -- NULL while active
+            value REAL,                       -- the measured value when raised
+            acked_by TEXT, acked_ms INTEGER,
+            message TEXT NOT NULL DEFAULT '')"""
+    )
+    conn.execute("CREATE INDEX idx_alert_log_raised ON alert_log (store_id, raised_ms)")
+    conn.execute(
+        "CREATE UNIQUE INDEX idx_alert_log_active ON alert_log (store_id, rule_id, target) "
+        "WHERE cleared_ms IS NULL"
+    )

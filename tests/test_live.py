@@ -176,7 +176,7 @@ def test_predicted_wait_is_people_ahead_times_service_time(
     assert wait == pytest.approx(2 * 32.75, abs=1)
 
 
-def _simulate(name: str, minutes: float, seed: int = 1) -> tuple[BoxConfig, SimResult]:
+def simulate_store(name: str, minutes: float, seed: int = 1) -> tuple[BoxConfig, SimResult]:
     path = REPO / "examples" / "sim" / name / "scenario.yaml"
     sc = load_scenario(path)
     sc = sc.model_copy(
@@ -200,11 +200,9 @@ def replay(
     return [snapshot(conn, config, sim.start_ms + s * 1000, cache=cache) for s in seconds]
 
 
-def test_a_simulated_shop_matches_its_truth(
-    conn: sqlite3.Connection, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    config, sim = _simulate("corner_shop", 10)
-    snaps = replay(conn, config, sim, tmp_path, range(60, 600))
+def test_a_simulated_shop_matches_its_truth(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    config, sim = simulate_store("corner_shop", 10)
+    snaps = replay(conn, config, sim, tmp_path, range(60, 600, 2))
     truth = sim.occupancy.assign(customers=sim.occupancy["count"] - sim.occupancy["staff"])
     truth = truth.pivot(index="t_ms", columns="zone_id")
     times = [s.t_ms for s in snaps]

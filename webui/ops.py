@@ -14,7 +14,7 @@ from wsgiref.types import WSGIApplication
 
 from flask import Blueprint, Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from werkzeug.serving import make_server
+from waitress.server import create_server
 
 from appliance.health import Health
 
@@ -49,7 +49,7 @@ def ops_app(health: Health) -> Flask:
 
 
 class WebServer:
-    """Serves a WSGI app with werkzeug's threaded server; a supervised service.
+    """Serves a WSGI app with waitress (as ``footfall web`` does); a supervised service.
 
     Args:
         app: the WSGI app (the dashboard, or :func:`ops_app`).
@@ -67,18 +67,22 @@ class WebServer:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set."""
-        server = make_server(self.host, self.port, self.app, threaded=True)
-        self.port = server.server_port
+        server = create_server(
+            self.app, host=self.host, port=self.port, threads=8, ident="footfall"
+        )
+        self.port = int(server.effective_port)
 
         def stop_server() -> None:
             stop.wait()
-            server.shutdown()
+            server.close()
 
         threading.Thread(target=stop_server, name="web-stop", daemon=True).start()
         logger.info("serving on http://%s:%d", self.host, self.port)
         self.ready.set()
         try:
-            server.serve_forever()
+            server.run()
+        except OSError:
+            if not stop.is_set():  # closing the socket from the stop thread ends run()
+                raise
         finally:
-            server.server_close()
             self.ready.clear()

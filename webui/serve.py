@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
-from waitress.server import create_server
 
 from local_db import connect
 from webui.accounts import issue_setup_token
+from webui.ops import WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +22,11 @@ class RunningServer:
 
     url: str
     thread: threading.Thread
-    _server: object
+    _stop: threading.Event
 
     def stop(self) -> None:
         """Close the listening socket and wait for the thread."""
-        self._server.close()  # type: ignore[attr-defined]
+        self._stop.set()
         self.thread.join(timeout=10)
 
 
@@ -39,19 +39,32 @@ def setup_token(app: Flask) -> str | None:
         conn.close()
 
 
-def start_server(
-    app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8
-) -> RunningServer:
+def start_server(app: Flask, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve ``app`` in a daemon thread; ``port=0`` picks a free port.
 
     Returns:
         The server, with the URL it answers on.
+
+    Raises:
+        OSError: the address cannot be bound.
     """
-    server = create_server(app, host=host, port=port, threads=threads, ident="footfall")
-    bound = int(server.effective_port)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    thread = threading.Thread(target=server.run, name="webui", daemon=True)
+    server = WebServer(app, host, port)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.run(stop)
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+        finally:
+            server.ready.set()  # wake the caller if binding failed
+
+    thread = threading.Thread(target=serve, name="webui", daemon=True)
     thread.start()
-    url = f"http://{shown}:{bound}"
-    logger.info("dashboard on %s", url)
-    return RunningServer(url, thread, server)
+    server.ready.wait()
+    if failed:
+        raise failed[0]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return RunningServer(f"http://{shown}:{server.port}", thread, stop)

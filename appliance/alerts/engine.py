@@ -1,0 +1,310 @@
+"""The alert engine: every second, live snapshot → rules → alert log, webhooks, buzzer.
+
+Start-up reads the config (and roster) and restores the alerts still active in
+``alert_log``, so a restart never raises them twice. :meth:`AlertEngine.reload` swaps
+in new rules only if the whole file (and roster) is valid; otherwise the last good
+rules stay and the errors (``FILE:LINE: ...``) are logged and kept in ``errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.alerts.gpio import SEVERITY_RANK, Buzzer, GpioBackend, open_gpio
+from appliance.alerts.log import active_alerts, record
+from appliance.alerts.measures import Inputs, SystemState, measure_system
+from appliance.alerts.roster import Roster, RosterError, load_roster
+from appliance.alerts.rules import AlertState, Transition, evaluate
+from appliance.alerts.webhook import WebhookSender
+from appliance.config import AlertingConfig, BoxConfig, ConfigError, load_config
+from appliance.live import LiveCache, snapshot
+from local_db import connect, migrate
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 1.0
+
+
+class AlertSetupError(ValueError):
+    """The rules' surroundings are unusable (a webhook secret is not set)."""
+
+
+@dataclass(frozen=True)
+class AlertSetup:
+    """A validated config with its roster and webhook secrets."""
+
+    config: BoxConfig
+    roster: Roster | None
+    secrets: tuple[bytes, ...]
+    files: tuple[tuple[Path, int], ...]  # (path, mtime_ns) of the config and roster
+
+
+def roster_path(config: BoxConfig, config_path: Path) -> Path | None:
+    """The roster file of a config (relative paths are relative to the config's folder)."""
+    if config.alerting.roster is None:
+        return None
+    return config_path.parent / Path(config.alerting.roster).expanduser()
+
+
+def load_setup(config_path: Path, roster: Path | None = None) -> AlertSetup:
+    """Read and validate everything the rules need.
+
+    Args:
+        config_path: the store YAML.
+        roster: a roster CSV overriding ``alerting.roster``.
+
+    Raises:
+        ConfigError: the YAML is invalid.
+        RosterError: the roster is invalid.
+        AlertSetupError: a webhook's secret variable is not set.
+    """
+    files = [(config_path, _mtime(config_path))]
+    config = load_config(config_path)
+    path = roster or roster_path(config, config_path)
+    loaded = None
+    if path is not None:
+        files.append((path, _mtime(path)))
+        loaded = load_roster(path, config)
+    secrets = []
+    for i, hook in enumerate(config.alerting.webhooks):
+        secret = os.environ.get(hook.secret_env, "")
+        if not secret:
+            raise AlertSetupError(
+                f"{config_path}: alerting.webhooks.{i}.secret_env: "
+                f"${hook.secret_env} is not set (the HMAC key of {hook.url})"
+            )
+        secrets.append(secret.encode())
+    return AlertSetup(config, loaded, tuple(secrets), tuple(files))
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _payload(store_id: str, alert_id: int, t: Transition) -> dict[str, Any]:
+    value = t.value if t.value is not None and math.isfinite(t.value) else None
+    return {
+        "event": f"alert.{'raised' if t.action == 'raise' else 'cleared'}",
+        "store_id": store_id,
+        "alert": {
+            "id": alert_id,
+            "rule_id": t.rule.id,
+            "kind": t.rule.kind,
+            "target": t.target,
+            "severity": t.rule.severity,
+            "t_ms": t.t_ms,
+            "value": value,
+            "message": t.message,
+        },
+    }
+
+
+class AlertEngine:
+    """Evaluates the rules every second and delivers what changes.
+
+    Args:
+        config_path: the store YAML (re-read by :meth:`reload`).
+        db_path: the SQLite file (the engine opens its own connection).
+        gpio: the buzzer's line (default: from ``alerting.buzzer``).
+        system: measures the box (default: free disk of the database's folder, no
+            sync lag).
+
+    Raises:
+        ConfigError, RosterError, AlertSetupError: the first load failed.
+    """
+
+    def __init__(
+        self,
+        config_path: str | Path,
+        db_path: str | Path,
+        *,
+        gpio: GpioBackend | None = None,
+        system: Callable[[], SystemState] | None = None,
+    ) -> None:
+        self.config_path = Path(config_path)
+        self.db_path = Path(db_path)
+        self.errors: list[str] = []
+        self._system = system or (lambda: measure_system(self.db_path))
+        self._gpio = gpio
+        self._failed_files: tuple[tuple[Path, int], ...] = ()
+        self._now_ms: int | None = None  # the last tick's time
+        self.setup = load_setup(self.config_path)
+        self.conn = connect(self.db_path)
+        migrate(self.conn)
+        self.cache = LiveCache(self.setup.config)
+        self.state = AlertState()
+        self._webhooks: list[tuple[WebhookSender, int]] = []
+        self._buzzer: Buzzer | None = None
+        self._start_outputs(self.setup)
+        self._restore()
+
+    @property
+    def config(self) -> BoxConfig:
+        """The config in use (the last good one)."""
+        return self.setup.config
+
+    def _restore(self) -> None:
+        rules = {r.id for r in self.config.alerts}
+        stale = []
+        for alert in active_alerts(self.conn, self.config.store.id):
+            if alert.rule_id in rules:
+                self.state.restore(alert.rule_id, alert.target, alert.raised_ms)
+            else:
+                stale.append(alert.rule_id)
+        self._clear_rules(stale, "rule removed")
+
+    def _start_outputs(self, setup: AlertSetup) -> None:
+        alerting: AlertingConfig = setup.config.alerting
+        for sender, _ in self._webhooks:
+            sender.close(timeout_s=1.0)
+        self._webhooks = [
+            (
+                WebhookSender(
+                    hook.url,
+                    secret,
+                    timeout_s=hook.timeout_s,
+                    max_attempts=hook.max_attempts,
+                    retry_base_s=hook.retry_base_s,
+                ),
+                SEVERITY_RANK[hook.min_severity],
+            )
+            for hook, secret in zip(alerting.webhooks, setup.secrets, strict=True)
+        ]
+        if self._buzzer is not None and self._gpio is None:
+            self._buzzer.close()
+        buzzer = alerting.buzzer
+        if buzzer is None:
+            self._buzzer = None
+        else:
+            backend = self._gpio or open_gpio(buzzer)
+            self._buzzer = Buzzer(backend, buzzer.min_severity)
+
+    def reload(self, config_path: str | Path | None = None) -> bool:
+        """Re-read the config and roster; keep the last good rules if either is bad.
+
+        Returns:
+            True if the new rules are in use; False (and ``errors`` says why) if not.
+        """
+        path = Path(config_path) if config_path is not None else self.config_path
+        try:
+            setup = load_setup(path)
+        except ConfigError as exc:
+            self.errors = [str(issue) for issue in exc.issues]
+        except (RosterError, AlertSetupError) as exc:
+            self.errors = [str(exc)]
+        else:
+            self._swap(setup)
+            self.config_path, self.errors = path, []
+            logger.info("alert rules reloaded from %s: %d rule(s)", path, len(setup.config.alerts))
+            return True
+        for error in self.errors:
+            logger.error("alert rules not reloaded, keeping the last good ones: %s", error)
+        return False
+
+    def _swap(self, setup: AlertSetup) -> None:
+        old = {r.id: r for r in self.config.alerts}
+        new = {r.id: r for r in setup.config.alerts}
+        changed = [rid for rid, rule in old.items() if new.get(rid) != rule]
+        if setup.config.store.id != self.config.store.id:
+            changed = list(old)
+        self._clear_rules(changed, "rule changed or removed")
+        for rid in changed:
+            self.state.drop(rid)
+        if setup.config.alerting != self.config.alerting or setup.secrets != self.setup.secrets:
+            self._start_outputs(setup)
+        self.setup = setup
+
+    def _clear_rules(self, rule_ids: list[str], why: str) -> None:
+        """Clear the active alerts of rules that were removed or changed."""
+        if not rule_ids:
+            return
+        now = self._now_ms if self._now_ms is not None else int(time.time() * 1000)
+        rules = {r.id: r for r in self.config.alerts}
+        unknown = [rid for rid in rule_ids if rid not in rules]  # removed while stopped
+        if unknown:
+            self.conn.execute(
+                f"UPDATE alert_log SET cleared_ms = ?, message = message || ' ({why})' "
+                f"WHERE cleared_ms IS NULL AND rule_id IN ({', '.join('?' for _ in unknown)})",
+                (now, *unknown),
+            )
+        self._deliver(
+            [
+                Transition("clear", rules[a.rule_id], a.target, now, None, f"{a.rule_id}: {why}")
+                for a in active_alerts(self.conn, self.config.store.id)
+                if a.rule_id in rule_ids and a.rule_id in rules
+            ]
+        )
+
+    def tick(self, now_ms: int) -> list[Transition]:
+        """One evaluation at ``now_ms``: snapshot, rules, log, webhooks, buzzer.
+
+        Returns:
+            The alerts raised and cleared.
+        """
+        config = self.config
+        self._now_ms = now_ms
+        snap = snapshot(self.conn, config, now_ms, config.alerting.window_s, cache=self.cache)
+        inputs = Inputs(config, self._system(), self.setup.roster)
+        transitions = evaluate(config.alerts, snap, self.state, now_ms, inputs=inputs)
+        self._deliver(transitions)
+        return transitions
+
+    def _deliver(self, transitions: list[Transition]) -> None:
+        store = self.config.store.id
+        if transitions:
+            ids = record(self.conn, store, transitions)
+            for alert_id, t in zip(ids, transitions, strict=True):
+                for sender, min_rank in self._webhooks:
+                    if SEVERITY_RANK[t.rule.severity] >= min_rank:
+                        sender.send(_payload(store, alert_id, t))
+        if self._buzzer is not None:
+            self._buzzer.update(active_alerts(self.conn, store))
+
+    def reload_if_changed(self) -> bool | None:
+        """Reload when the config or roster file changed since the last try.
+
+        Returns:
+            None if nothing changed, else what :meth:`reload` returned.
+        """
+        paths = [self.config_path]
+        path = roster_path(self.config, self.config_path)
+        if path is not None:
+            paths.append(path)
+        now = tuple((p, _mtime(p)) for p in paths)
+        if now == self.setup.files or now == self._failed_files:
+            return None
+        ok = self.reload()
+        self._failed_files = () if ok else now
+        return ok
+
+    def run(self, stop: threading.Event, period_s: float = TICK_S) -> None:
+        """Tick every ``period_s`` until ``stop`` is set; reload changed files first."""
+        logger.info("alert engine running %d rule(s)", len(self.config.alerts))
+        next_at = time.monotonic()
+        while not stop.is_set():
+            try:
+                self.reload_if_changed()
+                self.tick(int(time.time() * 1000))
+            except Exception:
+                logger.exception("alert tick failed; trying again next tick")
+            next_at = max(next_at + period_s, time.monotonic())
+            stop.wait(next_at - time.monotonic())
+
+    def close(self) -> None:
+        """Stop the webhook threads, silence the buzzer, close the database."""
+        for sender, _ in self._webhooks:
+            sender.close()
+        if self._buzzer is not None:
+            self._buzzer.close()
+        self.conn.close()
