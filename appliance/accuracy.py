@@ -4,8 +4,10 @@ Each run builds a simulated store in the run itself (never stored results): JuPe
 walks customers through the layout, the simulator reports exact truth and the
 per-camera observations a vision pipeline would emit; the observations go through
 the real chain — CSV → ``footfall ingest`` → SQLite → :func:`analyze_range` — and
-every metric is compared with the truth, under the same definitions (the truth's
-raw zone visits get the engine's gap merging and minimum visit).
+every metric is compared with the truth, under the same definitions: the truth's
+raw zone visits end at their last sample inside and get the engine's gap merging and
+minimum visit; the truth's crossings are the exact trajectories' crossings under the
+engine's hysteresis (a step back over the line by a few centimetres is no exit).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ import numpy as np
 import pandas as pd
 
 from appliance.analytics.engine import BUCKET_MS, WindowTables, analyze_range
-from appliance.analytics.metrics import MetricSettings, occupancy_series, transition_pairs
+from appliance.analytics.metrics import (
+    MetricSettings,
+    line_crossings,
+    occupancy_series,
+    transition_pairs,
+)
 from appliance.config import BoxConfig, load_config
 from appliance.ingest import ingest_csv
 from local_db import connect, migrate
@@ -52,9 +59,14 @@ def _rel(ours: float, truth: float) -> float | None:
     return None if truth == 0 else abs(ours - truth) / truth
 
 
-def _merge_truth_visits(visits: pd.DataFrame, s: MetricSettings) -> pd.DataFrame:
-    """The truth's raw enter→leave visits under the engine's definition (merge gaps, min length)."""
+def _merge_truth_visits(visits: pd.DataFrame, s: MetricSettings, period_ms: float) -> pd.DataFrame:
+    """The truth's raw enter→leave visits under the engine's definition.
+
+    The truth's visit ends at the first sample outside, the engine's at the last point
+    inside (one sample earlier); then gaps are merged and short visits dropped.
+    """
     v = visits.sort_values(["person_id", "zone_id", "enter_ms"]).copy()
+    v["exit_ms"] = v["exit_ms"] - round(period_ms)
     prev_exit = v.groupby(["person_id", "zone_id"])["exit_ms"].shift(1)
     new = prev_exit.isna() | (v["enter_ms"] - prev_exit > s.merge_gap_s * 1000)
     v["visit"] = new.cumsum()
@@ -66,6 +78,20 @@ def _merge_truth_visits(visits: pd.DataFrame, s: MetricSettings) -> pd.DataFrame
     )
     merged["dwell_s"] = (merged["exit_ms"] - merged["enter_ms"]) / 1000
     return merged[merged["dwell_s"] >= s.min_visit_s].reset_index(drop=True)
+
+
+def _truth_crossings(sim: SimResult, config: BoxConfig, s: MetricSettings) -> pd.DataFrame:
+    """The customers' exact trajectories' crossings, under the engine's hysteresis.
+
+    The simulator counts every sample-to-sample crossing, so a customer who steps a few
+    centimetres back over the door line goes out and in again; the engine's definition
+    counts a crossing only once the person is ``hysteresis_m / 2`` clear of the line.
+    """
+    walks = sim.trajectories[~sim.trajectories["is_staff"]].rename(columns={"person_id": "person"})
+    walks = walks.sort_values(["person", "t_ms"], kind="stable").reset_index(drop=True)
+    found = [line_crossings(walks, ln.id, ln.a, ln.b, ln.in_side, s) for ln in config.lines]
+    crossings = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    return crossings.rename(columns={"person": "person_id"})
 
 
 def _double_counts(ours: pd.DataFrame, truth: pd.DataFrame) -> int:
@@ -144,12 +170,16 @@ def compare(
         )
     staff = set(sim.persons.loc[sim.persons["is_staff"], "person_id"])
     errors: dict[str, Any] = {}
-    truth_x = sim.line_crossings[~sim.line_crossings["person_id"].isin(staff)]
+    raw_x = sim.line_crossings[~sim.line_crossings["person_id"].isin(staff)]
+    truth_x = _truth_crossings(sim, config, s)
+    truth_x = truth_x[~_in_partial(truth_x["t_ms"], skip)]
     ours_x = result.crossings
     for line in config.lines:
         for d in ("in", "out"):
             t = int(((truth_x["line_id"] == line.id) & (truth_x["direction"] == d)).sum())
             o = int(((ours_x["line_id"] == line.id) & (ours_x["direction"] == d)).sum())
+            raw = int(((raw_x["line_id"] == line.id) & (raw_x["direction"] == d)).sum())
+            errors[f"{d}:{line.id}:truth_every_step"] = raw
             errors[f"{d}:{line.id}:truth"] = t
             errors[f"{d}:{line.id}:ours"] = o
             errors[f"{d}:{line.id}:rel_err"] = _rel(o, t)
@@ -171,7 +201,10 @@ def compare(
 
     # dwell in display zones, under the engine's definition
     displays = {z.id for z in config.zones if z.kind == "display"}
-    tv = _merge_truth_visits(sim.zone_visits[~sim.zone_visits["person_id"].isin(staff)], s)
+    period_ms = 1000 / sim.sample_rate_hz
+    tv = _merge_truth_visits(
+        sim.zone_visits[~sim.zone_visits["person_id"].isin(staff)], s, period_ms
+    )
     ov = result.visits
     td = tv[tv["zone_id"].isin(displays)]["dwell_s"].to_numpy()
     od = ov[ov["zone_id"].isin(displays)]["dwell_s"].to_numpy()

@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from appliance.analytics.engine import STAFF_SHARE, service_point_of
-from appliance.analytics.fusion import FusionSettings, fuse, link_people, resample_people
+from appliance.analytics.fusion import (
+    FusionSettings,
+    fuse,
+    jitter,
+    link_people,
+    resample_people,
+    smoothing_steps,
+)
 from appliance.analytics.geometry import inside
 from appliance.analytics.metrics import MetricSettings, predicted_waits, queue_events
 from appliance.config import BoxConfig, ZoneConfig
@@ -35,7 +42,6 @@ LOOKBACK_S = 600.0
 CONTEXT_S = 10.0  # raw points kept for the fusion window
 QUEUE_REFRESH_MS = 10_000  # how often queue events (service times) are recomputed
 QUEUE_SAMPLE_MS = 500  # queue-area points kept per track and half second
-SMOOTH_STEPS = FusionSettings().smooth_steps // 2 + 1
 _KEY = ["camera_id", "track_id"]
 _COLUMNS = ["rowid", "camera_id", "track_id", "t_ms", "x_m", "y_m"]
 
@@ -305,9 +311,11 @@ def snapshot(
     else:
         person, person_staff = cache.spread_staff(pts)
         people = pts[["t_ms", "x_m", "y_m"]].assign(person=person)
-        # the fusion's centred smoothing at a person's latest step: the mean of the last few
-        steps = resample_people(people, FusionSettings(smooth_steps=1))
-        last = steps.groupby("person").tail(SMOOTH_STEPS).groupby("person", as_index=False).mean()
+        # the fusion's centred smoothing at a person's latest step: the mean of the last
+        # half window (as many steps as the measured jitter needs)
+        steps = resample_people(people, FusionSettings(max_smooth_steps=1))
+        half = smoothing_steps(jitter(steps), FusionSettings()) // 2 + 1
+        last = steps.groupby("person").tail(half).groupby("person", as_index=False).mean()
         x, y = last["x_m"].to_numpy(float), last["y_m"].to_numpy(float)
         staff = person_staff.reindex(last["person"].to_numpy()).to_numpy(bool)
     zone_counts, staff_counts = {}, {}

@@ -21,7 +21,9 @@ def num(errors: dict[str, float | int | None], key: str) -> float:
     return float(value)
 
 
-@pytest.mark.parametrize(("layout", "seed"), [("corner_shop", 1), ("fashion", 1)])
+@pytest.mark.parametrize(
+    ("layout", "seed"), [("corner_shop", 1), ("fashion", 1), ("supermarket", 1)]
+)
 def test_perfect_observations_give_exact_answers(layout: str, seed: int) -> None:
     e = run_scenario(layout, seed, "perfect", duration_s=1800).errors
     bars = TARGETS["perfect"]
@@ -38,7 +40,7 @@ def test_realistic_noise_single_camera() -> None:
     e = run_scenario("corner_shop", 2, "realistic", duration_s=1800).errors
     bars = TARGETS["realistic"]
     assert worst_inout(e) <= bars["inout"], e
-    assert e["double_counts"] == 0
+    assert e["double_counts"] == bars["double"]
     assert num(e, "occupancy_mae") < bars["occupancy_mae"]
     assert num(e, "dwell_p50_rel_err") <= bars["dwell"]
     assert num(e, "queue_mean_wait_rel_err") <= bars["queue"]

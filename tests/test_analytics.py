@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from appliance.analytics.engine import BUCKET_MS, analyze_range, compute
-from appliance.analytics.fusion import fuse
+from appliance.analytics.fusion import FusionSettings, fuse, jitter, smoothing_steps
 from appliance.config import BoxConfig, parse_config
 from appliance.ingest import IngestError, ingest_csv
 from local_db import connect, migrate
@@ -114,6 +114,58 @@ def test_id_switches_are_stitched(config: BoxConfig) -> None:
     r = compute(walk.assign(camera_id="cam-a"), config, T0, T0 + BUCKET_MS)
     assert r.tables["agg_footfall"]["count"].tolist() == [1, 1]
     assert r.tables["agg_dwell"].set_index("zone_id").loc["display", "visits"] == 1
+
+
+def test_a_switch_is_stitched_when_another_track_ends_in_the_same_instant(
+    config: BoxConfig,
+) -> None:
+    walk = path(CUSTOMER)
+    walk["track_id"] = np.where(walk["t_ms"] < T0 + 20_000, 1, 2)  # an ID switch at 20 s
+    # someone else's track ends 50 ms after the switch, 5 m away (they left the view)
+    other = observe(path([(10, 8, 7.5), (19.95, 8.5, 7.5)], hz=20), "cam-a", 3)
+    pts = pd.concat([walk.assign(camera_id="cam-a"), other])
+    assert fuse(pts)["person"].nunique() == 2
+
+
+def test_exact_positions_are_not_smoothed_and_jittered_ones_are() -> None:
+    walk = observe(path(CUSTOMER), "cam-a", 1)
+    fused = fuse(walk)
+    # a turn is not cut: exact observations come out as they went in
+    assert np.allclose(fused["x_m"], walk["x_m"]) and np.allclose(fused["y_m"], walk["y_m"])
+    rng = np.random.default_rng(5)
+    noisy = walk.assign(
+        x_m=walk["x_m"] + rng.normal(0, 0.15, len(walk)),
+        y_m=walk["y_m"] + rng.normal(0, 0.15, len(walk)),
+    )
+    sigma = jitter(fuse(noisy, FusionSettings(max_smooth_steps=1)))
+    assert sigma == pytest.approx(0.15, rel=0.1)
+    assert smoothing_steps(sigma, FusionSettings()) == 5  # 0.15 / sqrt(5) < 7 cm
+    smoothed = fuse(noisy)
+    err = np.hypot(smoothed["x_m"] - walk["x_m"], smoothed["y_m"] - walk["y_m"])
+    raw = np.hypot(noisy["x_m"] - walk["x_m"], noisy["y_m"] - walk["y_m"])
+    assert err.mean() < 0.6 * raw.mean()
+
+
+def test_a_person_who_vanishes_walking_through_the_door_went_out(config: BoxConfig) -> None:
+    walk = path(CUSTOMER)
+    cut = walk[walk["y_m"].lt(6.9) | walk["t_ms"].lt(T0 + 100_000)]  # last seen 10 cm short
+    # someone who walks up to the door and stands there until lost is not counted out
+    stands = path([(0, 5, 7.8), (5, 5, 5.0), (10, 5, 6.9), (20, 5, 6.9)])
+    pts = pd.concat([observe(cut, "cam-a", 1), observe(stands, "cam-a", 2)])
+    r = compute(pts, config, T0, T0 + BUCKET_MS)
+    foot = r.tables["agg_footfall"].set_index("direction")["count"]
+    assert foot.to_dict() == {"in": 2, "out": 1}
+
+
+def test_a_turn_after_the_door_is_one_person_and_a_pass_is_two() -> None:
+    # an ID switch just as the customer turns right after the door
+    turn = path([(0, 5, 9), (2, 5, 6.5), (2.5, 5.4, 6.2), (6, 9, 6.9)])
+    turn["track_id"] = np.where(turn["t_ms"] < T0 + 2_300, 1, 2)
+    assert fuse(turn.assign(camera_id="cam-a"))["person"].nunique() == 1
+    # one customer leaves the view where another walks in half a second later
+    leaves = observe(path([(0, 5, 6), (3, 5, 8.9)]), "cam-a", 3)
+    comes = observe(path([(3.5, 5.5, 8.9), (6, 5.5, 6)]), "cam-a", 4)
+    assert fuse(pd.concat([leaves, comes]))["person"].nunique() == 2
 
 
 def test_staff_are_excluded(config: BoxConfig) -> None:

@@ -154,16 +154,23 @@ def compute(
     v = visits[in_range(visits["exit_ms"])]
     out.tables["agg_dwell"] = _dwell_table(v)
 
-    # occupancy per zone and store, 1 s ticks averaged per bucket
+    # occupancy per zone and store, 1 s ticks averaged per bucket; a queue's from the
+    # lookback on, as its length before the range predicts the waits of early joiners
     occ_rows = []
-    for zone_id, polygon in [("", None)] + [(z.id, z.polygon) for z in visit_zones]:
-        series = occupancy_series(customers, polygon, t0_ms, t1_ms)
+    lengths: dict[str, pd.Series] = {}
+    areas = [("", None, "")] + [(z.id, z.polygon, z.kind) for z in visit_zones]
+    for zone_id, polygon, kind in areas:
+        start = t0_ms - LOOKBACK_MS if kind == "queue" else t0_ms
+        series = occupancy_series(customers, polygon, start, t1_ms)
+        if kind == "queue":
+            lengths[zone_id] = series
+            series = series[series.index >= t0_ms]
         per = series.groupby((series.index // BUCKET_MS) * BUCKET_MS).agg(["mean", "max"])
         occ_rows.append(per.assign(zone_id=zone_id).rename_axis("bucket_ms").reset_index())
     out.tables["agg_occupancy"] = pd.concat(occ_rows, ignore_index=True)
 
     # queues, by join time
-    out.tables["agg_queue"] = _queue_table(customers, config, t0_ms, t1_ms, s, out)
+    out.tables["agg_queue"] = _queue_table(customers, config, lengths, t0_ms, t1_ms, s, out)
 
     # transitions, by the entry time of the next zone
     pairs = transition_pairs(visits)
@@ -238,18 +245,20 @@ def _dwell_table(v: pd.DataFrame) -> pd.DataFrame:
 def _queue_table(
     customers: pd.DataFrame,
     config: BoxConfig,
+    lengths: dict[str, pd.Series],
     t0_ms: int,
     t1_ms: int,
     s: MetricSettings,
     out: WindowTables,
 ) -> pd.DataFrame:
+    """Per bucket and queue zone; ``lengths`` are the queues' occupancy series from the lookback."""
     rows = []
     for q in (z for z in config.zones if z.kind == "queue"):
         sp = service_point_of(q, config)
         if sp is None:
             break
         ev = queue_events(customers, q.polygon, sp.polygon, s)
-        length = occupancy_series(customers, q.polygon, t0_ms - LOOKBACK_MS, t1_ms)
+        length = lengths[q.id]
         ev["predicted_s"] = predicted_waits(ev, length) if not ev.empty else pd.Series(dtype=float)
         out.queue_events[q.id] = ev
         ev = ev[(ev["join_ms"] >= t0_ms) & (ev["join_ms"] < t1_ms)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from appliance.analytics.fusion import step_seconds
+from appliance.analytics.fusion import step_seconds, track_ends
 from appliance.analytics.geometry import inside, line_side
 
 
@@ -24,6 +24,9 @@ class MetricSettings:
         hysteresis_m: a line crossing counts only once the person is this far past
             the line on the other side (de-jitter band, half on each side).
         line_margin_m: how far beyond a line's ends a crossing still counts.
+        reach_s: a person first (last) seen near a line, walking across it, came from
+            (went to) where this much more of their walk back (on) takes them: someone
+            who vanishes just short of or just past the door walked out of it.
         min_visit_s: a zone visit shorter than this is a pass-through, not a visit.
         merge_gap_s: leaving a zone for less than this does not end the visit.
         heatmap_cell_m: heatmap grid cell.
@@ -33,6 +36,7 @@ class MetricSettings:
 
     hysteresis_m: float = 0.3
     line_margin_m: float = 0.5
+    reach_s: float = 1.0
     min_visit_s: float = 5.0
     merge_gap_s: float = 3.0
     heatmap_cell_m: float = 0.25
@@ -52,22 +56,59 @@ def line_crossings(
 
     A person's side is +1/-1 once they are ``hysteresis_m / 2`` clear of the line
     and keeps its last value inside the band, so jitter on the line never counts.
+    Before a person's first point and after their last, their walk goes on for
+    ``reach_s`` at the velocity they had there (see :class:`MetricSettings`).
     """
-    x, y = fused["x_m"].to_numpy(float), fused["y_m"].to_numpy(float)
+    walk = _with_reach(fused, settings.reach_s)
+    person = walk["person"].to_numpy()
+    x, y = walk["x_m"].to_numpy(float), walk["y_m"].to_numpy(float)
     dist, along = line_side(a, b, x, y)
     half = settings.hysteresis_m / 2
     side = pd.Series(np.where(dist > half, 1.0, np.where(dist < -half, -1.0, np.nan)))
-    side = side.groupby(fused["person"].to_numpy()).ffill()
-    prev = side.groupby(fused["person"].to_numpy()).shift(1)
+    side = side.groupby(person).ffill()
+    prev = side.groupby(person).shift(1)
     length = float(np.hypot(b[0] - a[0], b[1] - a[1]))
     margin = settings.line_margin_m / length
     on_segment = (along >= -margin) & (along <= 1 + margin)
     flip = (side.to_numpy() != prev.to_numpy()) & prev.notna().to_numpy() & on_segment
     inward = 1.0 if in_side == "left" else -1.0
-    rows = fused.loc[flip, ["person", "t_ms"]].copy()
+    rows = walk.loc[flip, ["person", "t_ms"]].copy()
     rows["line_id"] = line_id
     rows["direction"] = np.where(side.to_numpy()[flip] == inward, "in", "out")
     return rows.reset_index(drop=True)
+
+
+def _with_reach(fused: pd.DataFrame, reach_s: float, span: int = 10) -> pd.DataFrame:
+    """``person, t_ms, x_m, y_m`` with a point before each person's first and after their last.
+
+    The added points lie ``reach_s`` of walking (velocity over ``span`` steps) back from
+    the first point and on from the last, at the first and last point's times.
+    """
+    cols = ["person", "t_ms", "x_m", "y_m"]
+    if fused.empty or reach_s <= 0:
+        return fused[cols].reset_index(drop=True)
+    ends = track_ends(fused[cols], key="person", span=span)
+    before = pd.DataFrame(
+        {
+            "person": ends["person"],
+            "t_ms": ends["t_start"],
+            "x_m": ends["x_start"] - ends["vx_start"] * reach_s,
+            "y_m": ends["y_start"] - ends["vy_start"] * reach_s,
+            "order": 0,
+        }
+    )
+    after = pd.DataFrame(
+        {
+            "person": ends["person"],
+            "t_ms": ends["t_end"],
+            "x_m": ends["x_end"] + ends["vx_end"] * reach_s,
+            "y_m": ends["y_end"] + ends["vy_end"] * reach_s,
+            "order": 2,
+        }
+    )
+    walk = pd.concat([before, fused[cols].assign(order=1), after], ignore_index=True)
+    walk = walk.sort_values(["person", "t_ms", "order"], kind="stable")
+    return walk[cols].reset_index(drop=True)
 
 
 def zone_visits(
