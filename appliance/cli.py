@@ -247,6 +247,38 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Feed a simulated store into a database as time passes (live data without cameras)."""
+    import signal
+
+    from appliance.replay import SimReplay, simulate_scenario
+    from local_db import DbWriter
+    from vision.sim import LayoutError, ScenarioError
+
+    if args.speed <= 0 or args.start_s < 0:
+        print("replay: --speed must be positive and --start-s not negative", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        sim = simulate_scenario(args.scenario, args.seed, args.minutes)
+    except (ScenarioError, LayoutError) as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    db = Path(args.db).expanduser()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    with DbWriter(db) as writer:
+        replay = SimReplay(sim, writer, speed=args.speed, start_s=args.start_s)
+        print(f"replaying {sim.scenario} at {args.speed:g}x into {db}", flush=True)
+        progress = replay.run(stop)
+    print(
+        f"{progress.points} of {progress.total_points} observations and "
+        f"{progress.events} camera events written"
+    )
+    return EXIT_OK
+
+
 def cmd_accuracy(args: argparse.Namespace) -> int:
     """The engine against simulated ground truth, per layout, seed and noise mode."""
     from appliance.accuracy import markdown, replace_block, run_scenario, summary_row
@@ -457,6 +489,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", required=True, help="folder for observations.csv and truth.json")
     sim.add_argument("--seed", type=int)
     sim.set_defaults(func=cmd_simulate)
+
+    rp = sub.add_parser("replay", help="feed a simulated store into a database in real time")
+    rp.add_argument("--scenario", required=True, help="scenario YAML (examples/sim/*/)")
+    rp.add_argument("--db", required=True, help="SQLite file to write")
+    rp.add_argument("--seed", type=int)
+    rp.add_argument("--minutes", type=float, help="minutes of arrivals (default: scenario's)")
+    rp.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    rp.add_argument(
+        "--start-s",
+        type=float,
+        default=0.0,
+        help="simulated second that maps to now (earlier: written at once as the recent past)",
+    )
+    rp.set_defaults(func=cmd_replay)
 
     acc = sub.add_parser("accuracy", help="engine errors against simulated ground truth")
     acc.add_argument("--layouts", nargs="+", default=["corner_shop", "fashion", "supermarket"])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from appliance.alerts import Transition
 from appliance.alerts.log import record
@@ -142,3 +143,19 @@ def app_on_copy(store: SimStore, tmp_path: Path, now_ms: int) -> Flask:
     app = make_app(tmp_path, store.config)
     app.config["FOOTFALL_CLOCK"] = lambda: now_ms / 1000
     return app
+
+
+def store_copy(tmp_path: Path, layout: str = "supermarket") -> Path:
+    """A simulated store's YAML copied into ``tmp_path``, its database in ``tmp_path/box.db``."""
+    from appliance.config_edit import read_document
+
+    doc = read_document((REPO / "examples" / "sim" / layout / "store.yaml").read_text())
+    doc.root["storage"]["db_path"] = str(tmp_path / "box.db")
+    path = tmp_path / "store.yaml"
+    path.write_text(doc.text())
+    return path
+
+
+def post_json(client: FlaskClient, path: str, body: object, token: str) -> TestResponse:
+    """POST a JSON body with the CSRF token in the ``X-CSRFToken`` header (as editor.js does)."""
+    return client.post(path, json=body, headers={"X-CSRFToken": token})

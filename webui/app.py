@@ -101,10 +101,11 @@ def create_app(
     CSRFProtect(app)
     app.teardown_appcontext(close_dbs)
 
-    from webui import pages  # the page modules import this module's context type
+    from webui import editor, pages  # the page modules import this module's context type
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(editor.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 

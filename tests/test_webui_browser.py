@@ -1,0 +1,245 @@
+"""The dashboard in a real headless Chromium, on a real server fed by the simulated supermarket.
+
+Steps: sign in, watch the live plan change between two polls, switch the heatmap's
+window, draw a zone in the installer's editor with real clicks and find it in the YAML
+on disk. Every step leaves a screenshot in ``$FOOTFALL_ARTIFACTS`` (default
+``test-artifacts/`` in the repository); any browser console error fails the test.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (CI installs them) and selenium.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from selenium import webdriver
+from selenium.webdriver import Chrome as WebDriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from appliance.config import load_config
+from appliance.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
+from local_db import DbWriter
+from tests.webui_support import PASSWORD, REPO, make_app, store_copy
+from vision.ring_buffer import FrameRingBuffer
+from vision.snapshots import frame_provider
+from webui.serve import RunningServer, start_server
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+SUPERMARKET = REPO / "examples" / "sim" / "supermarket"
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--window-size=1280,800",
+)
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="Debian's chromium and chromium-driver are not installed "
+    "(apt-get install chromium chromium-driver; CI installs them)",
+)
+
+
+@dataclass
+class Store:
+    """A served dashboard over a live simulated supermarket."""
+
+    url: str
+    config: Path
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    folder = Path(os.environ.get("FOOTFALL_ARTIFACTS") or REPO / "test-artifacts") / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    tmp = tmp_path_factory.mktemp("browser")
+    config = store_copy(tmp, "supermarket")
+    db = tmp / "box.db"
+    # 10 minutes of arrivals; "now" is minute 5 of the run, so the store is busy at once
+    sim = simulate_scenario(SUPERMARKET / "scenario.yaml", seed=1, minutes=10)
+    ring = FrameRingBuffer(max_seconds=5)
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[::120, :] = 230  # a grid to click on, as a stand-in for a floor seen by a camera
+    frame[:, ::120] = 230
+    ring.push(0.0, frame)
+    app = make_app(tmp, config, frames=frame_provider({"west": ring}))
+    writer = DbWriter(db)
+    writer.start()
+    feed: ReplayThread = start_replay(SimReplay(sim, writer, speed=1.0, start_s=300))
+    server: RunningServer = start_server(app)
+    try:
+        yield Store(server.url, config, db)
+    finally:
+        server.stop()
+        feed.stop()
+        writer.close()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    browser.implicitly_wait(0)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+class Steps:
+    """Screenshots per step, and the console check after each one."""
+
+    def __init__(self, driver: WebDriver, folder: Path, name: str) -> None:
+        self.driver = driver
+        self.folder = folder
+        self.name = name
+        self.n = 0
+
+    def shot(self, name: str) -> Path:
+        self.n += 1
+        path = self.folder / f"{self.name}-{self.n:02d}-{name}.png"
+        assert self.driver.save_screenshot(str(path)), f"no screenshot {path}"
+        print(f"screenshot: {path}")  # the artefact's path, for whoever reads the test log
+        return path
+
+    def no_console_errors(self, where: str) -> None:
+        logs: list[dict[str, Any]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        severe = [entry["message"] for entry in logs if entry["level"] == "SEVERE"]
+        assert severe == [], f"browser console errors on {where}: {severe}"
+
+
+def wait(driver: WebDriver, seconds: float = 10) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(driver, seconds)
+
+
+def sign_in(driver: WebDriver, url: str, username: str) -> None:
+    driver.get(f"{url}/login")
+    driver.delete_all_cookies()  # a fresh session for each test
+    driver.get(f"{url}/login")
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".who")))
+
+
+def click_at_metres(driver: WebDriver, svg: WebElement, x_m: float, y_m: float) -> None:
+    """A real mouse click on an SVG at user coordinates (x_m, y_m): metres, or camera pixels."""
+    box = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); const v = arguments[0].viewBox.baseVal;"
+        "return [r.width, r.height, v.x, v.y, v.width, v.height];",
+        svg,
+    )
+    width_px, height_px, x0, y0, width, height = box
+    scale = min(width_px / width, height_px / height)  # xMidYMid meet
+    pad_x = (width_px - width * scale) / 2
+    pad_y = (height_px - height * scale) / 2
+    dx = pad_x + (x_m - x0) * scale - width_px / 2  # offsets are from the element's centre
+    dy = pad_y + (y_m - y0) * scale - height_px / 2
+    ActionChains(driver).move_to_element_with_offset(svg, round(dx), round(dy)).click().perform()
+
+
+def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "editor")
+    sign_in(driver, store.url, "installer")
+    steps.no_console_errors("sign-in")
+
+    driver.get(f"{store.url}/installer/")
+    svg = wait(driver).until(ec.presence_of_element_located((By.ID, "plan-editor")))
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#plan-editor [data-zone]"))
+    steps.shot("editor")
+    steps.no_console_errors("the editor")
+
+    corners = [(24.0, 13.0), (28.0, 13.0), (28.0, 16.0), (24.0, 16.0)]
+    driver.find_element(By.ID, "tool-zone").click()
+    for x, y in corners:
+        click_at_metres(driver, svg, x, y)
+    steps.shot("zone-drawn")
+    click_at_metres(driver, svg, *corners[0])  # the first corner again closes the zone
+    name = wait(driver).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".selected .item-id"))
+    )
+    assert name.get_attribute("value") == "zone-1"
+    name.clear()
+    name.send_keys("promo-table")
+    kind = driver.find_element(By.CSS_SELECTOR, ".edit-list li.selected .zone-kind")
+    Select(kind).select_by_value("queue")
+    driver.find_element(By.ID, "layout-save").click()
+    wait(driver).until(ec.text_to_be_present_in_element((By.ID, "editor-status"), "Saved."))
+    steps.shot("zone-saved")
+    steps.no_console_errors("saving the zone")
+
+    saved = {z.id: z for z in load_config(store.config).zones}
+    assert saved["promo-table"].kind == "queue"
+    polygon = saved["promo-table"].polygon
+    assert len(polygon) == len(corners)
+    for (x, y), (ex, ey) in zip(polygon, corners, strict=True):
+        assert abs(x - ex) < 0.15 and abs(y - ey) < 0.15, (polygon, corners)
+    assert "# front wall; inside (y < 20)" in store.config.read_text()  # comments kept
+    assert list(store.config.parent.glob("store.yaml.*.bak"))
+
+
+def test_installer_calibrates_a_camera_on_its_live_frame(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "calibration")
+    sign_in(driver, store.url, "installer")
+    driver.get(f"{store.url}/installer/cameras/west")
+    camera = wait(driver).until(ec.presence_of_element_located((By.ID, "camera-view")))
+    plan = driver.find_element(By.ID, "plan-editor")
+    wait(driver).until(
+        lambda d: d.execute_script(
+            "const i = document.querySelector('#camera-view image');"
+            "return !!i && i.getBBox().width > 0 && performance.getEntriesByType('resource')"
+            ".some(e => e.name.includes('frame.jpg'))"
+        )
+    )
+    for _ in driver.find_elements(By.CSS_SELECTOR, "#pair-list tr"):  # start from no pairs
+        driver.find_element(By.CSS_SELECTOR, "#pair-list button").click()
+    assert driver.find_elements(By.CSS_SELECTOR, "#pair-list tr") == []
+    pairs = [((240, 120), (0.5, 0.5)), ((1680, 120), (11.5, 0.5)),
+             ((1680, 960), (11.5, 19.5)), ((240, 960), (0.5, 19.5))]  # fmt: skip
+    for (u, v), (x, y) in pairs:
+        click_at_metres(driver, camera, u, v)
+        click_at_metres(driver, plan, x, y)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#pair-list tr")) == 4
+    save = driver.find_element(By.ID, "calibration-save")
+    assert not save.is_enabled()  # the error must be seen first
+    driver.find_element(By.ID, "calibration-check").click()
+    wait(driver).until(ec.text_to_be_present_in_element((By.ID, "editor-status"), "cm RMS"))
+    steps.shot("calibration-checked")
+    save.click()
+    wait(driver).until(ec.text_to_be_present_in_element((By.ID, "editor-status"), "Saved."))
+    steps.shot("calibration-saved")
+    steps.no_console_errors("calibration")
+    saved = load_config(store.config).camera("west").calibration
+    assert len(saved) == 4
+    for pair, ((u, v), (x, y)) in zip(saved, pairs, strict=True):
+        assert abs(pair.image[0] - u) < 8 and abs(pair.image[1] - v) < 8, (pair, u, v)
+        assert abs(pair.floor[0] - x) < 0.15 and abs(pair.floor[1] - y) < 0.15, (pair, x, y)
