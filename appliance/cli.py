@@ -132,18 +132,48 @@ def _frame_count(video: Path) -> int | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the box (cameras, scheduler, optional ops server) until SIGTERM."""
+    """Run the box until SIGTERM: cameras, scheduler, alert engine and the dashboard."""
+    from appliance.alerts import AlertEngine, AlertSetupError, RosterError, Transition
+    from appliance.live import LiveSnapshot
     from appliance.runtime import Box
     from appliance.scheduler import BoxScheduler
+    from webui import create_app
+    from webui.ops import WebServer, ops_blueprint
+    from webui.serve import setup_token
 
-    box = Box(args.config, Path(args.db).expanduser() if args.db else None)
-    box.add_service(BoxScheduler(args.config, box.db_path, health=box.health))
-    if args.listen:
-        from webui.ops import WebServer, ops_app
+    try:
+        config = load_config(args.config)
+        box = Box(config, Path(args.db).expanduser() if args.db else None)
+        box.db_path.parent.mkdir(parents=True, exist_ok=True)
 
-        host, port = args.listen
-        box.add_service(WebServer(ops_app(box.health), host, port))
-    box.run_until_signal()
+        def report(snap: LiveSnapshot, transitions: list[Transition]) -> None:
+            box.health.customers_queued(snap.queue_lengths)
+            for t in transitions:
+                if t.action == "raise":
+                    box.health.alert_raised(t.rule.id)
+
+        alerts = AlertEngine(args.config, box.db_path, on_tick=report)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (RosterError, AlertSetupError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    app = create_app(
+        args.config, box.db_path, frames=box.frame_jpeg, blueprints=[ops_blueprint(box.health)]
+    )
+    host, port = args.listen or (config.web.host, config.web.port)
+    box.add_service(BoxScheduler(config, box.db_path, health=box.health))
+    box.add_service(alerts)
+    box.add_service(WebServer(app, host, port))
+    token = setup_token(app)
+    if token:
+        print(f"setup token (one use, creates the installer account): {token}", flush=True)
+    try:
+        box.run_until_signal()
+    finally:
+        alerts.close()
     return EXIT_OK
 
 
@@ -445,10 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
     vision.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     vision.set_defaults(func=cmd_vision)
 
-    run = sub.add_parser("run", help="run the box (cameras, scheduled jobs) until SIGTERM")
-    run.add_argument("--config", type=_config_arg, required=True)
+    run = sub.add_parser(
+        "run", help="run the box (cameras, scheduled jobs, alerts, dashboard) until SIGTERM"
+    )
+    run.add_argument("--config", required=True, help="the store YAML")
     run.add_argument("--db", help="SQLite file (default: storage.db_path)")
-    run.add_argument("--listen", type=_host_port, help="serve /healthz and /metrics on HOST:PORT")
+    run.add_argument(
+        "--listen",
+        type=_host_port,
+        help="serve the dashboard, /healthz and /metrics on HOST:PORT (default: web.host:web.port)",
+    )
     run.add_argument(
         "--log-format", choices=["text", "json"], default="text", help="json: one object a line"
     )

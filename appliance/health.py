@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -130,6 +130,7 @@ class Health:
         self._jobs: dict[str, _Job] = {}
         self._alerts: dict[str, int] = {}
         self._queues: dict[str, Callable[[], int]] = {}
+        self._customer_queues: dict[str, int] = {}
         self._sync_lag: Callable[[], float | None] | None = None
         self._writer: WriterStatus | None = None
         self._write_error: tuple[BaseException, float] | None = None
@@ -251,6 +252,11 @@ class Health:
         with self._lock:
             self._alerts[rule_id] = self._alerts.get(rule_id, 0) + 1
 
+    def customers_queued(self, lengths: Mapping[str, int]) -> None:
+        """The people in each queue zone now (from the alert engine's live state)."""
+        with self._lock:
+            self._customer_queues = dict(lengths)
+
     def register_queue(self, name: str, length: Callable[[], int]) -> None:
         """Report a queue's length (read at every ``/healthz`` and scrape)."""
         with self._lock:
@@ -284,6 +290,7 @@ class Health:
         queues = {name: int(fn()) for name, fn in self._queue_fns().items()}
         reasons = self.liveness_problems()
         with self._lock:
+            customer_queues = dict(self._customer_queues)
             cameras = {
                 cid: {
                     "state": cam.state,
@@ -353,6 +360,7 @@ class Health:
             "sync_lag_s": sync_lag,
             "alerts_raised": alerts,
             "queues": queues,
+            "customer_queues": customer_queues,
         }
 
     def _analytics_behind_ms(self, analysed: int | None, now_ms: int) -> int | None:
@@ -477,6 +485,12 @@ class _HealthCollector(Collector):
         for name, n in report["queues"].items():
             queues.add_metric([name], n)
         yield queues
+        people = GaugeMetricFamily(
+            "footfall_customer_queue_length", "people in a queue zone now", labels=["zone"]
+        )
+        for zone, n in report["customer_queues"].items():
+            people.add_metric([zone], n)
+        yield people
 
         yield GaugeMetricFamily(
             "footfall_healthy", "1 if /healthz says ok", value=float(report["status"] == "ok")

@@ -26,8 +26,10 @@ from appliance.health import FrameCounters, Health
 from appliance.sdnotify import Notifier
 from appliance.supervisor import Crash, RestartPolicy, Service, Supervisor
 from local_db import DbWriter
+from vision.ring_buffer import FrameRingBuffer
+from vision.snapshots import latest_jpeg
 from vision.types import TrackPoint
-from vision.worker import PointSink, StateSink
+from vision.worker import CameraWorker, PointSink, StateSink
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class Box:
         self._status = ""
         self._last_ping = 0.0
         self._withheld: list[str] = []
+        self._rings: dict[str, FrameRingBuffer] = {}
 
     def add_service(self, service: Service) -> None:
         """Supervise one more service (call before :meth:`start`)."""
@@ -145,6 +148,8 @@ class Box:
         def make() -> CameraRunnable:
             worker = factory(camera, on_points, self._store_state)
             self.health.attach_counters(camera.id, worker.stats)
+            if isinstance(worker, CameraWorker) and worker.ring is not None:
+                self._rings[camera.id] = worker.ring
             return worker
 
         def crashed(crash: Crash) -> None:
@@ -178,6 +183,14 @@ class Box:
             on_crash=crashed,
             on_end=lambda _name: self.health.service_state(service.name, "ended"),
         )
+
+    def frame_jpeg(self, camera_id: str) -> bytes | None:
+        """The camera's newest frame from its RAM ring buffer as JPEG (None: no frame yet).
+
+        Only the installer's calibration view asks for it; it is encoded in memory.
+        """
+        ring = self._rings.get(camera_id)
+        return None if ring is None else latest_jpeg(ring)
 
     def cameras_running(self) -> list[str]:
         """Ids of the cameras whose supervised thread still runs."""

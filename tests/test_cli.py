@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -90,6 +92,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def installer_session(base: str, token: str) -> urllib.request.OpenerDirector:
+    """Redeem the box's one-time setup token over HTTP; returns the signed-in browser."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{base}/setup", timeout=10) as r:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.read().decode())
+    assert csrf, "the setup form carries a CSRF token"
+    form = {"csrf_token": csrf.group(1), "token": token, "username": "ines",
+            "password": "a long passphrase"}  # fmt: skip
+    with opener.open(f"{base}/setup", urllib.parse.urlencode(form).encode(), timeout=10) as r:
+        assert r.status == 200 and urllib.parse.urlsplit(r.url).path == "/"
+    return opener
+
+
 def test_run_under_systemd_serves_health_and_logs_json(tmp_path: Path, vtest: Path) -> None:
     cfg = config_with(tmp_path, str(vtest), loop=True)
     cfg.write_text(cfg.read_text() + "runtime: {disk_free_min_mb: 0}\n")
@@ -121,7 +136,15 @@ def test_run_under_systemd_serves_health_and_logs_json(tmp_path: Path, vtest: Pa
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             scrape = r.read().decode()
         assert 'footfall_camera_up{camera="courtyard"} 1.0' in scrape
-        assert 'footfall_service_up{service="scheduler"} 1.0' in scrape
+        for service in ("scheduler", "alerts", "web"):
+            assert f'footfall_service_up{{service="{service}"}} 1.0' in scrape
+        assert proc.stdout is not None
+        token = proc.stdout.readline().rsplit(": ", 1)[1].strip()
+        installer = installer_session(f"http://127.0.0.1:{port}", token)
+        with installer.open(f"http://127.0.0.1:{port}/installer/cameras/courtyard/frame.jpg") as r:
+            assert r.headers["Content-Type"] == "image/jpeg"
+            assert r.headers["Cache-Control"].startswith("no-store")
+            assert r.read(2) == b"\xff\xd8"  # the live frame from the RAM ring buffer
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         while "STOPPING=1" not in messages:

@@ -233,3 +233,15 @@ def test_db_size_counts_the_wal(config: BoxConfig, tmp_path: Path) -> None:
         conn.execute("INSERT INTO t VALUES (randomblob(100000))")
         expected = db.stat().st_size + (tmp_path / "box.db-wal").stat().st_size
         assert health.health_report()["db"]["bytes"] == expected > 100_000
+
+
+def test_people_queuing_are_reported_per_zone(
+    config: BoxConfig, tmp_path: Path, clocks: Clocks
+) -> None:
+    health = make_health(config, tmp_path, clocks)
+    health.customers_queued({"till-queue": 4, "deli-queue": 0})
+    assert health.health_report()["customer_queues"] == {"till-queue": 4, "deli-queue": 0}
+    samples = metrics(health)
+    assert samples[("footfall_customer_queue_length", (("zone", "till-queue"),))] == 4
+    health.customers_queued({"till-queue": 1})
+    assert metrics(health)[("footfall_customer_queue_length", (("zone", "till-queue"),))] == 1

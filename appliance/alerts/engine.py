@@ -25,7 +25,7 @@ from appliance.alerts.roster import Roster, RosterError, load_roster
 from appliance.alerts.rules import AlertState, Transition, evaluate
 from appliance.alerts.webhook import WebhookSender
 from appliance.config import AlertingConfig, BoxConfig, ConfigError, load_config
-from appliance.live import LiveCache, snapshot
+from appliance.live import LiveCache, LiveSnapshot, snapshot
 from local_db import connect, migrate
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _payload(store_id: str, alert_id: int, t: Transition) -> dict[str, Any]:
 
 
 class AlertEngine:
-    """Evaluates the rules every second and delivers what changes.
+    """Evaluates the rules every second and delivers what changes (a box service).
 
     Args:
         config_path: the store YAML (re-read by :meth:`reload`).
@@ -119,10 +119,14 @@ class AlertEngine:
         gpio: the buzzer's line (default: from ``alerting.buzzer``).
         system: measures the box (default: free disk of the database's folder, no
             sync lag).
+        on_tick: called after every tick with the live snapshot and the alerts raised
+            and cleared (the runtime reports them to health and metrics).
 
     Raises:
         ConfigError, RosterError, AlertSetupError: the first load failed.
     """
+
+    name = "alerts"
 
     def __init__(
         self,
@@ -131,8 +135,10 @@ class AlertEngine:
         *,
         gpio: GpioBackend | None = None,
         system: Callable[[], SystemState] | None = None,
+        on_tick: Callable[[LiveSnapshot, list[Transition]], None] | None = None,
     ) -> None:
         self.config_path = Path(config_path)
+        self._on_tick = on_tick
         self.db_path = Path(db_path)
         self.errors: list[str] = []
         self._system = system or (lambda: measure_system(self.db_path))
@@ -258,6 +264,8 @@ class AlertEngine:
         inputs = Inputs(config, self._system(), self.setup.roster)
         transitions = evaluate(config.alerts, snap, self.state, now_ms, inputs=inputs)
         self._deliver(transitions)
+        if self._on_tick is not None:
+            self._on_tick(snap, transitions)
         return transitions
 
     def _deliver(self, transitions: list[Transition]) -> None:
