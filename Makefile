@@ -8,19 +8,15 @@ export FOOTFALL_CACHE ?= $(HOME)/.cache/footfall
 ASSETS := $(FOOTFALL_CACHE)/assets
 BASE_STAMP := $(VENV)/.stamp-base
 PEER_STAMP := $(VENV)/.stamp-peer
-DEMO_DB := $(FOOTFALL_CACHE)/demo/footfall.db
 
 .PHONY: demo test bench lint assets venv venv-peer accuracy clean
 
-## The box on the demo video: real model, real pipeline, SQLite rows.
+## Two dashboards on localhost: vtest.avi through the real pipeline into SQLite, and a
+## simulated supermarket going on live. Prints both URLs and setup tokens; Ctrl-C stops.
+## DEMO_ARGS="--serve-s 60" stops by itself, "--port N" moves it off 8080/8081.
 demo: $(BASE_STAMP) assets
 	$(VENV)/bin/footfall config check examples/vtest.yaml
-	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(VENV)/bin/footfall vision --config examples/vtest.yaml --video $(ASSETS)/vtest.avi \
-	    --db $(DEMO_DB) --start-utc 2026-11-25T10:00:00Z
-	$(VENV)/bin/footfall analyze --config examples/vtest.yaml --db $(DEMO_DB) \
-	    --from 2026-11-25T10:00:00Z --to 2026-11-25T10:05:00Z
-	$(PY) -m appliance.summary $(DEMO_DB)
+	$(VENV)/bin/footfall demo $(DEMO_ARGS)
 
 ## Unit, integration and real-video tests (installs the peer for the comparison tests).
 test: $(PEER_STAMP) assets

@@ -1,4 +1,4 @@
-"""``footfall web``: the store dashboard on its own (``footfall run`` also starts it)."""
+"""``footfall web`` (the dashboard alone; ``footfall run`` serves it too) and ``footfall demo``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from appliance.config import ConfigError
@@ -44,6 +45,28 @@ def cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Two dashboards on localhost: vtest.avi through the real pipeline, and a live simulation."""
+    from appliance.demo import run_demo
+    from vision.assets import AssetError, demo_video
+
+    try:
+        video = demo_video()
+    except AssetError as exc:
+        print(f"demo: {exc} (`make demo` fetches it)", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _handle(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %s: stopping the demo", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+    run_demo(Path(args.dir).expanduser(), video, args.host, args.port, args.serve_s, stop)
+    return 0
+
+
 def add_web_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``footfall web``."""
     web = sub.add_parser("web", help="serve the store dashboard")
@@ -52,3 +75,14 @@ def add_web_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     web.add_argument("--host", help="address to listen on (default: web.host)")
     web.add_argument("--port", type=int, help="port (default: web.port; 0 picks a free one)")
     web.set_defaults(func=cmd_web)
+
+    demo = sub.add_parser("demo", help="vtest.avi and a live simulated store, each on a dashboard")
+    demo.add_argument("--dir", default="~/.cache/footfall/demo", help="where the databases go")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="vtest store; the simulated one gets the next port"
+    )
+    demo.add_argument(
+        "--serve-s", type=float, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    demo.set_defaults(func=cmd_demo)
