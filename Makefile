@@ -26,6 +26,8 @@ test: $(PEER_STAMP) assets
 bench: $(PEER_STAMP) assets
 	$(VENV)/bin/footfall bench vision
 	$(VENV)/bin/footfall bench analytics
+	$(VENV)/bin/footfall bench webui
+	$(VENV)/bin/footfall alerts bench
 
 ## The analytics engine against simulated ground truth: 3 layouts x 5 seeds x 2 noise modes.
 accuracy: $(BASE_STAMP)
