@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -28,9 +30,10 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from appliance.analytics.engine import analyze_range
 from appliance.config import load_config
 from appliance.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
-from local_db import DbWriter
+from local_db import DbWriter, connect
 from tests.webui_support import PASSWORD, REPO, make_app, store_copy
 from vision.ring_buffer import FrameRingBuffer
 from vision.snapshots import frame_provider
@@ -39,6 +42,7 @@ from webui.serve import RunningServer, start_server
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 SUPERMARKET = REPO / "examples" / "sim" / "supermarket"
+HISTORY_S = 900
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -76,8 +80,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     tmp = tmp_path_factory.mktemp("browser")
     config = store_copy(tmp, "supermarket")
     db = tmp / "box.db"
-    # 10 minutes of arrivals; "now" is minute 5 of the run, so the store is busy at once
-    sim = simulate_scenario(SUPERMARKET / "scenario.yaml", seed=1, minutes=10)
+    # 20 minutes of arrivals; "now" is minute 15: the last quarter hour is history
+    # (aggregated by the real engine for the heatmap), the rest arrives live
+    sim = simulate_scenario(SUPERMARKET / "scenario.yaml", seed=1, minutes=20)
     ring = FrameRingBuffer(max_seconds=5)
     frame = np.full((1080, 1920, 3), 90, np.uint8)
     frame[::120, :] = 230  # a grid to click on, as a stand-in for a floor seen by a camera
@@ -86,7 +91,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     app = make_app(tmp, config, frames=frame_provider({"west": ring}))
     writer = DbWriter(db)
     writer.start()
-    feed: ReplayThread = start_replay(SimReplay(sim, writer, speed=1.0, start_s=300))
+    replay = SimReplay(sim, writer, speed=1.0, start_s=HISTORY_S)
+    replay.step()
+    writer.flush()
+    now_ms = round(time.time() * 1000)
+    conn = connect(db)
+    try:
+        analyze_range(conn, load_config(config), now_ms - HISTORY_S * 1000, now_ms)
+    finally:
+        conn.close()
+    feed: ReplayThread = start_replay(replay)
     server: RunningServer = start_server(app)
     try:
         yield Store(server.url, config, db)
@@ -134,7 +148,8 @@ class Steps:
 
 
 def wait(driver: WebDriver, seconds: float = 10) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, seconds)
+    """Wait for a condition; an element replaced by an htmx swap meanwhile is just retried."""
+    return WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException])
 
 
 def sign_in(driver: WebDriver, url: str, username: str) -> None:
@@ -161,6 +176,47 @@ def click_at_metres(driver: WebDriver, svg: WebElement, x_m: float, y_m: float) 
     dx = pad_x + (x_m - x0) * scale - width_px / 2  # offsets are from the element's centre
     dy = pad_y + (y_m - y0) * scale - height_px / 2
     ActionChains(driver).move_to_element_with_offset(svg, round(dx), round(dy)).click().perform()
+
+
+def people(driver: WebDriver) -> tuple[list[tuple[str, str]], str]:
+    """The dots on the live plan and the store occupancy, as the page shows them now."""
+    dots = driver.find_elements(By.CSS_SELECTOR, "#page-live .people circle")
+    where = [(d.get_attribute("cx") or "", d.get_attribute("cy") or "") for d in dots]
+    return where, driver.find_element(By.ID, "store-occupancy").text
+
+
+def test_live_plan_moves_between_two_polls_and_the_heatmap_window_switches(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "pages")
+    sign_in(driver, store.url, "manager")
+    steps.no_console_errors("sign-in")
+
+    driver.get(f"{store.url}/live")
+    section = wait(driver).until(ec.presence_of_element_located((By.ID, "page-live")))
+    before = wait(driver).until(lambda d: (now := people(d))[0] and now)
+    steps.shot("live")
+    wait(driver).until(ec.staleness_of(section))  # the poll swapped the fragment
+    after = wait(driver).until(lambda d: (now := people(d))[0] and now != before and now)
+    steps.shot("live-polled")
+    assert after[0] and after != before  # people moved (or came and went)
+    steps.no_console_errors("the live page")
+
+    driver.get(f"{store.url}/heatmap")
+    page = wait(driver).until(ec.presence_of_element_located((By.ID, "page-heatmap")))
+    Select(page.find_element(By.NAME, "window")).select_by_value("1h")
+    page.find_element(By.CSS_SELECTOR, "form.controls button[type=submit]").click()
+    wait(driver).until(ec.staleness_of(page))
+    wait(driver).until(
+        ec.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, "#page-heatmap .window-label"), "Last hour"
+        )
+    )
+    cells = driver.find_elements(By.CSS_SELECTOR, "#page-heatmap .heat rect")
+    assert cells, "no heatmap cells for the last hour of the replayed store"
+    assert "window=1h" in driver.current_url  # htmx pushed the window into the address
+    steps.shot("heatmap-last-hour")
+    steps.no_console_errors("the heatmap page")
 
 
 def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(

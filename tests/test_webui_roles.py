@@ -32,6 +32,9 @@ VIEW = expect(LOGIN, 200, 200, 200)
 EXPORT = expect(LOGIN, 403, 200, 403)
 USERS = expect(LOGIN, 403, 403, 200)
 OPEN = expect(200, 200, 200, 200)
+INSTALLER = expect(LOGIN, 403, 403, 200)
+# installer mode's saves, posted with no body: only an installer gets as far as a 400
+INSTALLER_SAVE = expect(LOGIN, 403, 403, 400)
 
 #: rule → (method, a URL of that rule, the answer per role)
 ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
@@ -49,6 +52,28 @@ ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
     "/alerts/<int:alert_id>/ack": ("POST", "/alerts/1/ack", expect(LOGIN, 403, "302 /alerts", 403)),
     "/export/<table>.csv": ("GET", "/export/agg_footfall.csv", EXPORT),
     "/users": ("GET", "/users", USERS),
+    "/installer/": ("GET", "/installer/", INSTALLER),
+    "/installer/layout": ("POST", "/installer/layout", INSTALLER_SAVE),
+    "/installer/plan/size": ("POST", "/installer/plan/size", INSTALLER_SAVE),
+    "/installer/plan/scale": ("POST", "/installer/plan/scale", INSTALLER_SAVE),
+    "/installer/plan/image": ("GET", "/installer/plan/image", expect(LOGIN, 403, 403, 404)),
+    "/installer/cameras/<camera_id>": ("GET", "/installer/cameras/courtyard", INSTALLER),
+    # the live frame: no frame provider in this app, so 404 even for the installer
+    "/installer/cameras/<camera_id>/frame.jpg": (
+        "GET",
+        "/installer/cameras/courtyard/frame.jpg",
+        expect(LOGIN, 403, 403, 404),
+    ),
+    "/installer/cameras/<camera_id>/calibration/check": (
+        "POST",
+        "/installer/cameras/courtyard/calibration/check",
+        INSTALLER_SAVE,
+    ),
+    "/installer/cameras/<camera_id>/calibration": (
+        "POST",
+        "/installer/cameras/courtyard/calibration",
+        INSTALLER_SAVE,
+    ),
     "/login": ("GET", "/login", OPEN),
     "/setup": ("GET", "/setup", expect(LOGIN, LOGIN, LOGIN, LOGIN)),  # closed once accounts exist
     "/static/<path:filename>": ("GET", "/static/app.css", OPEN),
