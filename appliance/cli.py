@@ -134,6 +134,7 @@ def _frame_count(video: Path) -> int | None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the box until SIGTERM: cameras, scheduler, alert engine and the dashboard."""
     from appliance.alerts import AlertEngine, AlertSetupError, RosterError, Transition
+    from appliance.alerts.commands import report_setup_error
     from appliance.live import LiveSnapshot
     from appliance.runtime import Box
     from appliance.scheduler import BoxScheduler
@@ -153,13 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     box.health.alert_raised(t.rule.id)
 
         alerts = AlertEngine(args.config, box.db_path, on_tick=report)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (RosterError, AlertSetupError) as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (ConfigError, RosterError, AlertSetupError) as exc:
+        return report_setup_error(exc)
     app = create_app(
         args.config, box.db_path, frames=box.frame_jpeg, blueprints=[ops_blueprint(box.health)]
     )

@@ -17,31 +17,11 @@ from appliance.config import BoxConfig, parse_config
 from appliance.ingest import IngestError, ingest_csv
 from local_db import connect, migrate
 
+from .stores import SHOP
+
 T0 = 1_764_064_800_000  # 2025-11-25T10:00:00Z, a bucket boundary
 
-STORE = """
-config_version: 1
-store: {id: shop, name: Test shop, timezone: Europe/London}
-cameras:
-  - id: cam-a
-    source: sim:test
-    fps: 10
-    resolution: [800, 600]
-    calibration: &whole-floor
-      - {image: [0, 0], floor: [0, 0]}
-      - {image: [800, 0], floor: [10, 0]}
-      - {image: [800, 600], floor: [10, 8]}
-      - {image: [0, 600], floor: [0, 8]}
-  - {id: cam-b, source: "sim:test", fps: 10, resolution: [800, 600], calibration: *whole-floor}
-floor_plan: {width_m: 10, depth_m: 8}
-lines:
-  - {id: door, a: [4, 7], b: [6, 7], in_side: right}  # the shop is at y < 7
-zones:
-  - {id: display, kind: display, polygon: [[1, 1], [4, 1], [4, 4], [1, 4]]}
-  - {id: queue, kind: queue, polygon: [[6, 2], [9, 2], [9, 5], [6, 5]]}
-  - {id: till, kind: service_point, polygon: [[6, 0], [9, 0], [9, 2], [6, 2]]}
-  - {id: office, kind: staff_only, polygon: [[0, 5], [2, 5], [2, 8], [0, 8]]}
-"""
+STORE = SHOP
 
 
 @pytest.fixture

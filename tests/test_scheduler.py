@@ -18,27 +18,12 @@ from appliance.scheduler import BoxScheduler
 from local_db import DbWriter, connect, count_track_points
 
 from .conftest import wait_for
+from .stores import ONE_CAMERA_SHOP
 
 T0 = 1_764_064_800_000  # 2025-11-25T10:00:00Z, a bucket boundary
 MIN = 60_000
 
-STORE = """
-config_version: 1
-store: {id: shop, name: Test shop, timezone: Europe/London}
-cameras:
-  - id: cam-a
-    source: sim:test
-    fps: 10
-    resolution: [800, 600]
-    calibration:
-      - {image: [0, 0], floor: [0, 0]}
-      - {image: [800, 0], floor: [10, 0]}
-      - {image: [800, 600], floor: [10, 8]}
-      - {image: [0, 600], floor: [0, 8]}
-floor_plan: {width_m: 10, depth_m: 8}
-lines:
-  - {id: door, a: [4, 7], b: [6, 7], in_side: right}  # the shop is at y < 7
-"""
+STORE = ONE_CAMERA_SHOP
 
 # People walking in through the door: the minute (after T0) and second they cross it.
 ENTRIES = [(1, 0), (3, 20), (6, 0), (8, 40), (11, 0), (16, 0), (17, 30), (21, 0), (26, 0),

@@ -7,7 +7,7 @@ registers it.
 
 from __future__ import annotations
 
-from webui import (
+from webui import (  # noqa: F401  (importing a page module puts its routes on the blueprint)
     alerts,
     compare,
     downloads,
@@ -26,20 +26,6 @@ from webui.db import read_db
 from webui.periods import local_midnight_ms
 
 __all__ = ["bp", "render_page"]
-#: the page modules whose routes this blueprint carries
-PAGE_MODULES = (
-    alerts,
-    compare,
-    downloads,
-    dwell,
-    flow,
-    formatting,
-    health,
-    heatmap,
-    live,
-    queues,
-    trends,
-)
 
 
 @bp.get("/")

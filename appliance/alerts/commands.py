@@ -15,18 +15,20 @@ from appliance.config import ConfigError
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
+def report_setup_error(exc: ConfigError | RosterError | AlertSetupError) -> int:
+    """Print a bad config, roster or webhook secret (one line per problem); returns exit 2."""
+    for line in exc.issues if isinstance(exc, ConfigError) else [exc]:
+        print(line, file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def cmd_alerts_check(args: argparse.Namespace) -> int:
     """Validate the alert rules, the roster and the webhook secrets of a config."""
     config_path = Path(args.config)
     try:
         setup = load_setup(config_path, Path(args.roster) if args.roster else None)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (RosterError, AlertSetupError) as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (ConfigError, RosterError, AlertSetupError) as exc:
+        return report_setup_error(exc)
     print(f"{config_path}: {len(setup.config.alerts)} alert rule(s) OK")
     if setup.roster is not None:
         print(f"roster {setup.roster.source}: {len(setup.roster.shifts)} shift(s)")
