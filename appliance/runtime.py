@@ -226,6 +226,10 @@ class Box:
         stuck = self.supervisor.join(STOP_TIMEOUT_S)
         if stuck:
             logger.warning("still running after %.0f s: %s", STOP_TIMEOUT_S, stuck)
+        # while the box is off its cameras see nothing: coverage must not count it as up
+        stopped_ms = round(time.time() * 1000)
+        for camera in self.config.cameras:
+            self._store_state(camera.id, stopped_ms, "down", "box stopped")
         self.writer.close()
         logger.info("box stopped; %d rows written", self.writer.rows_written)
 

@@ -82,7 +82,9 @@ def test_run_stops_cleanly_on_sigterm_and_flushes(tmp_path: Path, vtest: Path) -
     rows = conn.execute("SELECT count(*), max(t_ms) - min(t_ms) FROM track_points").fetchone()
     # realtime pacing: ~10 frames/s of wall time, timestamps on the wall clock
     assert rows[0] > 20 and 0 < rows[1] < 120_000
-    assert [e[2] for e in camera_events(conn)] == ["up"]
+    # up while it ran, down from the moment it stopped (so coverage shows the gap)
+    assert [(e[2], e[3]) for e in camera_events(conn)][-1] == ("down", "box stopped")
+    assert [e[2] for e in camera_events(conn)] == ["up", "down"]
     conn.close()
 
 
