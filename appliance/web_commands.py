@@ -15,6 +15,19 @@ from appliance.config import ConfigError
 logger = logging.getLogger(__name__)
 
 
+def stop_on_signals(what: str) -> threading.Event:
+    """An event that SIGTERM or SIGINT sets (logging that ``what`` stops)."""
+    stop = threading.Event()
+
+    def _handle(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %s: stopping %s", signal.Signals(signum).name, what)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+    return stop
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT; print the setup token on a fresh box."""
     from webui import create_app
@@ -32,15 +45,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     token = setup_token(app)
     if token:
         print(f"setup token (one use, creates the installer account): {token}", flush=True)
-    stop = threading.Event()
-
-    def _handle(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %s: stopping the dashboard", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _handle)
-    signal.signal(signal.SIGINT, _handle)
-    stop.wait()
+    stop_on_signals("the dashboard").wait()
     server.stop()
     return 0
 
@@ -55,14 +60,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except AssetError as exc:
         print(f"demo: {exc} (`make demo` fetches it)", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def _handle(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %s: stopping the demo", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _handle)
-    signal.signal(signal.SIGINT, _handle)
+    stop = stop_on_signals("the demo")
     run_demo(Path(args.dir).expanduser(), video, args.host, args.port, args.serve_s, stop)
     return 0
 
