@@ -208,9 +208,13 @@ def test_vision_writes_points_and_mot_output(tmp_path: Path, vtest: Path) -> Non
     conn = connect(db, readonly=True)
     t0 = conn.execute("SELECT min(t_ms) FROM track_points").fetchone()[0]
     n = count_track_points(conn)
+    events = camera_events(conn)
     conn.close()
     assert t0 >= 1_764_064_800_000 and n > 50
     assert len(read_mot(mot)) == n  # one MOT box per stored floor point
+    # the camera is up from the video's first frame, on the video's clock (not the wall
+    # clock of the processing run), so the coverage of the points' buckets is right
+    assert (events[0][1], events[0][2]) == (1_795_600_800_000, "up")  # 10:00:00Z
 
 
 def test_bad_config_exits_2_naming_the_line(tmp_path: Path, vtest: Path) -> None:

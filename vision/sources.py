@@ -23,7 +23,8 @@ import numpy.typing as npt
 
 logger = logging.getLogger(__name__)
 
-StateCallback = Callable[[Literal["up", "down"], str], None]
+#: ``(state, detail, t_utc_ms)``: the time is on the source's own clock
+StateCallback = Callable[[Literal["up", "down"], str, int], None]
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
 
@@ -63,6 +64,9 @@ class FrameSource(Protocol):
 
     def close(self) -> None:
         """Release the device or file."""
+
+    def clock_utc_ms(self) -> int:
+        """The source's time now (UTC ms): video time for files, the wall clock for live."""
 
 
 def _capture(target: str | int) -> Any:
@@ -138,6 +142,10 @@ class VideoFileSource:
             self._cap.release()
             self._cap = None
 
+    def clock_utc_ms(self) -> int:
+        """Video time of the next frame, so up/down events line up with the points."""
+        return self.start_utc_ms + (round(self._index / self.fps * 1000) if self.fps else 0)
+
 
 class LiveSource:
     """An RTSP/HTTP stream or a USB camera, timed by the wall clock.
@@ -175,6 +183,10 @@ class LiveSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+    def clock_utc_ms(self) -> int:
+        """The wall clock."""
+        return round(time.time() * 1000)
 
 
 def open_source(
@@ -263,7 +275,7 @@ class FrameReader:
             self.state = state
             log = logger.info if state == "up" else logger.warning
             log("source %s: %s", state, detail)
-            self._on_state(state, detail)
+            self._on_state(state, detail, self.source.clock_utc_ms())
 
     def _put(self, item: Any) -> None:
         while not self._stop.is_set():

@@ -103,8 +103,8 @@ class CameraWorker:
             backoff=retry_backoff,
         )
 
-    def _state_changed(self, state: Literal["up", "down"], detail: str) -> None:
-        self._on_state(self.camera_id, round(time.time() * 1000), state, detail)
+    def _state_changed(self, state: Literal["up", "down"], detail: str, t_utc_ms: int) -> None:
+        self._on_state(self.camera_id, t_utc_ms, state, detail)
 
     def run(self, stop: threading.Event) -> WorkerStats:
         """Process frames until ``stop`` is set or the file ends; flush before returning."""
