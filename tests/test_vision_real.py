@@ -91,7 +91,11 @@ def test_every_frame_processed_and_stored(full_run: FullRun) -> None:
     # everybody stands on the demo floor plan (26 m x 25 m)
     xs, ys = np.array([r[3] for r in rows]), np.array([r[4] for r in rows])
     assert xs.min() > 0 and xs.max() < 26 and ys.min() > 0 and ys.max() < 25
-    assert [e[2] for e in camera_events(conn)] == ["up"]
+    # on the video's clock: up at the first frame, down ("end of file") after the last
+    assert [(e[1], e[2], e[3]) for e in camera_events(conn)] == [
+        (START_UTC_MS, "up", "streaming"),
+        (START_UTC_MS + 795 * 100, "down", "end of file"),
+    ]
     conn.close()
 
 

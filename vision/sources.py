@@ -300,6 +300,8 @@ class FrameReader:
                 while not self._stop.is_set():
                     frame = self.source.read()
                     if frame is None:
+                        # a file that ended sees nothing more: not a silent zero after it
+                        self._set_state("down", "end of file")
                         self._put(_END)
                         return
                     self._put((frame, self._prepare(frame.image)))
