@@ -17,7 +17,6 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +31,11 @@ from appliance.replay import SimReplay, simulate_scenario
 from appliance.scheduler import BoxScheduler
 from appliance.summary import summarize
 from local_db import DbWriter, connect
+from local_db.backup import remove_database
 from vision.ring_buffer import FrameRingBuffer
-from vision.snapshots import latest_jpeg
+from vision.snapshots import frame_provider
 from webui import create_app
+from webui.app import FrameProvider
 from webui.serve import RunningServer, setup_token, start_server
 
 logger = logging.getLogger(__name__)
@@ -86,13 +87,12 @@ def demo_config(example: Path, target: Path, db: Path) -> Path:
 
 def _fresh(db: Path) -> Path:
     db.parent.mkdir(parents=True, exist_ok=True)
-    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        path.unlink(missing_ok=True)
+    remove_database(db)
     return db
 
 
 def _serve(
-    name: str, config: Path, db: Path, host: str, port: int, frames: Callable[[str], bytes | None]
+    name: str, config: Path, db: Path, host: str, port: int, frames: FrameProvider
 ) -> DemoStore:
     app = create_app(config, db, frames=frames)
     server = start_server(app, host, port)
@@ -123,9 +123,7 @@ def video_store(video: Path, db: Path, host: str, port: int) -> DemoStore:
         conn.close()
     logger.info("vtest store: %d frames, %d points", stats.frames, stats.points)
 
-    def frames(camera_id: str) -> bytes | None:
-        return latest_jpeg(ring) if camera_id == camera.id else None
-
+    frames = frame_provider({camera.id: ring})
     return _serve("vtest.avi (real video)", config_path, db, host, port, frames)
 
 

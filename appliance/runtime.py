@@ -27,7 +27,7 @@ from appliance.sdnotify import Notifier
 from appliance.supervisor import Crash, RestartPolicy, Service, Supervisor
 from local_db import DbWriter
 from vision.ring_buffer import FrameRingBuffer
-from vision.snapshots import latest_jpeg
+from vision.snapshots import frame_provider
 from vision.types import TrackPoint
 from vision.worker import CameraWorker, PointSink, StateSink
 
@@ -101,6 +101,8 @@ class Box:
         self._last_ping = 0.0
         self._withheld: list[str] = []
         self._rings: dict[str, FrameRingBuffer] = {}
+        #: camera id → its newest RAM frame as JPEG, for the installer's calibration view
+        self.frame_jpeg = frame_provider(self._rings)
 
     def add_service(self, service: Service) -> None:
         """Supervise one more service (call before :meth:`start`)."""
@@ -183,14 +185,6 @@ class Box:
             on_crash=crashed,
             on_end=lambda _name: self.health.service_state(service.name, "ended"),
         )
-
-    def frame_jpeg(self, camera_id: str) -> bytes | None:
-        """The camera's newest frame from its RAM ring buffer as JPEG (None: no frame yet).
-
-        Only the installer's calibration view asks for it; it is encoded in memory.
-        """
-        ring = self._rings.get(camera_id)
-        return None if ring is None else latest_jpeg(ring)
 
     def cameras_running(self) -> list[str]:
         """Ids of the cameras whose supervised thread still runs."""

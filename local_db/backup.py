@@ -104,7 +104,8 @@ def _temp_beside(target: Path, purpose: str) -> Path:
     return Path(name)
 
 
-def _remove_with_sidecars(path: Path) -> None:
+def remove_database(path: Path) -> None:
+    """Delete a SQLite file and its sidecars (WAL, shared memory, journal), if they exist."""
     for p in (path, *(path.with_name(path.name + s) for s in SIDECAR_SUFFIXES)):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
@@ -163,10 +164,10 @@ def backup(db: Path, dest: Path) -> Path:
             _copy_database(src, tmp)
         tmp.replace(dest)
     except (sqlite3.Error, OSError) as exc:
-        _remove_with_sidecars(tmp)
+        remove_database(tmp)
         raise BackupError(db, f"backup to {dest} failed: {type(exc).__name__}: {exc}") from exc
     except BaseException:
-        _remove_with_sidecars(tmp)
+        remove_database(tmp)
         raise
     _fsync_dir(dest.parent)
     logger.info("backed up %s to %s (%d bytes)", db, dest, dest.stat().st_size)
@@ -325,7 +326,7 @@ def restore(backup: Path, db: Path, *, force: bool = False) -> None:
     except OSError as exc:
         raise BackupError(db, f"restore from {backup} failed: {type(exc).__name__}: {exc}") from exc
     finally:
-        _remove_with_sidecars(tmp)
+        remove_database(tmp)
         for bak in tmp.parent.glob(f"{glob.escape(tmp.name)}.bak-*"):
             bak.unlink()
     _fsync_dir(db.parent)
