@@ -92,7 +92,7 @@ def _fresh(db: Path) -> Path:
 
 
 def _serve(
-    name: str, config: Path, db: Path, host: str, port: int, frames: FrameProvider
+    name: str, config: Path, db: Path, host: str, port: int, frames: FrameProvider | None = None
 ) -> DemoStore:
     app = create_app(config, db, frames=frames)
     server = start_server(app, host, port)
@@ -171,7 +171,7 @@ def simulated_store(
     ]
     for thread in threads:
         thread.start()
-    store = _serve("simulated supermarket (live)", config_path, db, host, port, lambda _c: None)
+    store = _serve("simulated supermarket (live)", config_path, db, host, port)  # no cameras
     return store, threads
 
 
