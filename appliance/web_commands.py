@@ -50,6 +50,13 @@ def cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_folder(option: str | None) -> Path:
+    """Where ``footfall demo`` keeps its databases: ``--dir``, else ``$FOOTFALL_CACHE/demo``."""
+    from vision.assets import cache_dir
+
+    return Path(option).expanduser() if option else cache_dir() / "demo"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Two dashboards on localhost: vtest.avi through the real pipeline, and a live simulation."""
     from appliance.demo import run_demo
@@ -61,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo: {exc} (`make demo` fetches it)", file=sys.stderr)
         return 2
     stop = stop_on_signals("the demo")
-    run_demo(Path(args.dir).expanduser(), video, args.host, args.port, args.serve_s, stop)
+    run_demo(demo_folder(args.dir), video, args.host, args.port, args.serve_s, stop)
     return 0
 
 
@@ -75,7 +82,9 @@ def add_web_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     web.set_defaults(func=cmd_web)
 
     demo = sub.add_parser("demo", help="vtest.avi and a live simulated store, each on a dashboard")
-    demo.add_argument("--dir", default="~/.cache/footfall/demo", help="where the databases go")
+    demo.add_argument(
+        "--dir", help="where the databases and config copies go (default: $FOOTFALL_CACHE/demo)"
+    )
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument(
         "--port", type=int, default=8080, help="vtest store; the simulated one gets the next port"

@@ -15,6 +15,13 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "vtest.yaml"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reads the real video is ``slow`` (out of ``make check``) by itself."""
+    for item in items:
+        if "vtest" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def vtest() -> Path:
     """vtest.avi from the asset cache (``make assets`` fetches it)."""

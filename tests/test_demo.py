@@ -8,6 +8,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from appliance.cli import build_parser
+from appliance.web_commands import demo_folder
+
 from .conftest import REPO
 
 
@@ -44,3 +49,14 @@ def test_demo_serves_the_video_store_and_the_live_simulated_store(
     assert proc.returncode == 0, err
     for db in ("vtest.db", "supermarket.db"):
         assert (tmp_path / db).stat().st_size > 0
+    # the config copies are new files, not edits: no backup of them
+    assert sorted(p.name for p in tmp_path.rglob("*.bak")) == []
+
+
+def test_demo_folder_defaults_under_the_asset_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOOTFALL_CACHE", str(tmp_path / "cache"))
+    assert demo_folder(None) == tmp_path / "cache" / "demo"
+    assert demo_folder(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"
+    assert build_parser().parse_args(["demo"]).dir is None

@@ -28,19 +28,59 @@ def test_makefile_has_the_readme_targets_and_ci_runs_them() -> None:
     assert "make lint" in ci and "make test" in ci
 
 
-def test_every_cli_command_is_documented() -> None:
-    parser = build_parser()
-    commands: list[str] = []
-    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    for name, sub in subparsers[0].choices.items():
-        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
-        if nested:
-            commands += [f"footfall {name} {n}" for n in nested[0].choices]
-        else:
-            commands.append(f"footfall {name}")
+def _cli_commands() -> dict[str, set[str]]:
+    """Every ``footfall`` command (``footfall db backup``) with its long options."""
+    commands: dict[str, set[str]] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            commands[name] = {
+                o for a in parser._actions for o in a.option_strings if o.startswith("--")
+            } - {"--help"}
+        for sub in subs:
+            for child, sub_parser in sub.choices.items():
+                walk(sub_parser, f"{name} {child}")
+
+    walk(build_parser(), "footfall")
+    return commands
+
+
+def _readme_command_rows() -> dict[str, str]:
+    """The README's command table: each row's command (``footfall db backup``) and its text."""
+    rows: dict[str, str] = {}
+    for line in README.splitlines():
+        match = re.match(r"\| `(footfall [^`]*)` \|(.*)\|$", line)
+        if match:
+            words = re.match(r"footfall(?: [a-z][a-z-]*)*", match.group(1))
+            assert words is not None
+            rows[words.group(0)] = match.group(1) + match.group(2)
+    return rows
+
+
+def test_every_cli_command_and_option_is_in_the_readme_table() -> None:
+    commands, rows = _cli_commands(), _readme_command_rows()
     assert len(commands) >= 5
-    missing = [c for c in commands if c not in README]
-    assert missing == [], f"undocumented commands: {missing}"
+    missing = sorted(set(commands) - set(rows))
+    assert missing == [], f"commands missing from the README's command table: {missing}"
+    undocumented = {
+        name: sorted(o for o in options if not re.search(rf"{o}\b(?!-)", rows[name]))
+        for name, options in commands.items()
+    }
+    undocumented = {name: opts for name, opts in undocumented.items() if opts}
+    assert undocumented == {}, f"options missing from their README row: {undocumented}"
+
+
+def test_the_readme_table_names_only_commands_and_options_that_exist() -> None:
+    commands, rows = _cli_commands(), _readme_command_rows()
+    unknown = sorted(set(rows) - set(commands))
+    assert unknown == [], f"the README names commands that do not exist: {unknown}"
+    stale = {
+        name: sorted(set(re.findall(r"--[a-z][a-z0-9-]*", text)) - commands[name])
+        for name, text in rows.items()
+    }
+    stale = {name: opts for name, opts in stale.items() if opts}
+    assert stale == {}, f"the README names options that do not exist: {stale}"
 
 
 def test_every_config_section_is_documented() -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import threading
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 
 from appliance.cameras import build_detector, process_file
 from appliance.config import BoxConfig
-from local_db import camera_events, connect, count_track_points, read_track_points
+from local_db import camera_events, connect, read_track_points
 from vision.detectors import OnnxDetectorConfig, UltralyticsDetectorConfig, create_detector
 from vision.sources import Frame
 from vision.types import Tracks
@@ -182,60 +180,3 @@ def test_fewer_tracks_than_the_stock_peer(
     ours = {t for i, tr in full_run.per_frame.items() if i < frames for t in tr.track_ids.tolist()}
     assert peer.frames == frames
     assert len(ours) < peer.unique_tracks, (len(ours), peer.unique_tracks)
-
-
-def _tree(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")} if root.exists() else set()
-
-
-def test_a_run_writes_nothing_but_sqlite(
-    vtest: Path, example_config: BoxConfig, tmp_path: Path
-) -> None:
-    detector = build_detector(example_config, str(vtest))  # model prepared before we watch
-    watched = [tmp_path, Path.cwd(), Path(os.environ.get("TMPDIR", "/tmp"))]
-    before = {root: _tree(root) for root in watched}
-    opened: list[tuple[str, str]] = []
-    recording = threading.Event()
-
-    def audit(event: str, args: tuple[object, ...]) -> None:
-        if recording.is_set() and event == "open" and isinstance(args[0], str | Path):
-            mode = str(args[1]) if len(args) > 1 and args[1] is not None else "r"
-            if any(c in mode for c in "wax+"):
-                opened.append((str(args[0]), mode))
-
-    sys.addaudithook(audit)
-    db = tmp_path / "privacy.db"
-    stop = threading.Event()
-
-    def limit(frame: Frame, _tracks: Tracks) -> None:
-        if frame.index >= 60:
-            stop.set()
-
-    recording.set()
-    try:
-        camera = example_config.cameras[0]
-        process_file(
-            example_config,
-            camera,
-            detector,
-            str(vtest),
-            db,
-            START_UTC_MS,
-            on_frame=limit,
-            stop=stop,
-        )
-    finally:
-        recording.clear()
-    assert opened == [], f"files opened for writing from Python: {opened}"
-    sqlite_files = {db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")}
-    for root in watched:
-        new = _tree(root) - before[root] - sqlite_files
-        new = {p for p in new if "pytest-of-" not in str(p) and "__pycache__" not in str(p)}
-        assert new == set(), f"new files under {root}: {sorted(new)[:5]}"
-    conn = connect(db, readonly=True)
-    assert count_track_points(conn) > 100
-    cols = [r[1] for r in conn.execute("PRAGMA table_info(track_points)")]
-    assert cols == ["camera_id", "track_id", "t_ms", "x_m", "y_m", "conf"]
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert not any(c for c in Counter(t.lower() for t in tables) if "frame" in c or "image" in c)
-    conn.close()
