@@ -21,11 +21,13 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 def test_makefile_has_the_readme_targets_and_ci_runs_them() -> None:
     makefile = (REPO / "Makefile").read_text()
-    for target in ("demo", "test", "bench", "lint", "assets"):
+    for target in ("demo", "test", "check", "bench", "lint", "assets"):
         assert re.search(rf"^{target}:", makefile, re.M), target
         assert f"make {target}" in README, target
     ci = (REPO / ".ci" / "run").read_text()
-    assert "make lint" in ci and "make test" in ci
+    # the newcomer's path first, in the venv only `make demo` has set up; then the rest
+    assert ci.index("scripts/check_demo.sh") < ci.index("make lint") < ci.index("make test")
+    assert "make demo DEMO_ARGS=" in (REPO / "scripts" / "check_demo.sh").read_text()
 
 
 def _cli_commands() -> dict[str, set[str]]:
