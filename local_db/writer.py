@@ -26,6 +26,7 @@ from typing import Final, Literal, Self, SupportsFloat, SupportsIndex
 from local_db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect
 from local_db.migrations import migrate
 from local_db.track_points import CameraEventRow, TrackPointRow
+from vision.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,8 @@ class DbWriter:
             camera_id: The camera.
             t_ms: UTC epoch milliseconds.
             state: ``"up"`` or ``"down"``.
-            detail: Free text, e.g. the error that took the camera down.
+            detail: Free text, e.g. the error that took the camera down; stored
+                redacted (no URL password or token).
 
         Raises:
             ValueError: Bad ``state``, ``t_ms`` or ``camera_id``.
@@ -209,7 +211,7 @@ class DbWriter:
             raise ValueError(f"camera {camera_id!r}: state must be 'up' or 'down', got {state!r}")
         if not isinstance(camera_id, str) or not camera_id:
             raise ValueError(f"camera_id must be a non-empty str, got {camera_id!r}")
-        self._enqueue(_Event((camera_id, _int64(t_ms, "t_ms"), state, str(detail))))
+        self._enqueue(_Event((camera_id, _int64(t_ms, "t_ms"), state, redact(str(detail)))))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything submitted before this call is committed.
