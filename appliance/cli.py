@@ -277,8 +277,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Feed a simulated store into a database as time passes (live data without cameras)."""
     import signal
 
-    from appliance.replay import SimReplay, simulate_scenario
-    from local_db import DbWriter
+    from appliance.replay import ReplayError, SimReplay, simulate_scenario
+    from local_db import DbWriter, MigrationError
     from vision.sim import LayoutError, ScenarioError
 
     if args.speed <= 0 or args.start_s < 0:
@@ -294,10 +294,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: stop.set())
-    with DbWriter(db) as writer:
+    writer = DbWriter(db)
+    try:
+        writer.start()
+    except (sqlite3.Error, MigrationError) as exc:
+        print(f"replay: cannot open {db}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    with writer:
         replay = SimReplay(sim, writer, speed=args.speed, start_s=args.start_s)
         print(f"replaying {sim.scenario} at {args.speed:g}x into {db}", flush=True)
-        progress = replay.run(stop)
+        try:
+            progress = replay.run(stop, write_timeout_s=args.write_timeout_s)
+        except ReplayError as exc:
+            writer.abort()
+            print(f"replay: {exc}", file=sys.stderr)
+            return EXIT_FAIL
     print(
         f"{progress.points} of {progress.total_points} observations and "
         f"{progress.events} camera events written"
@@ -533,6 +544,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="simulated second that maps to now (earlier: written at once as the recent past)",
+    )
+    rp.add_argument(
+        "--write-timeout-s",
+        type=float,
+        default=30.0,
+        help="give up (exit 1) when the database refuses writes this long (e.g. disk full)",
     )
     rp.set_defaults(func=cmd_replay)
 

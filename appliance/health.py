@@ -5,7 +5,9 @@ the database sinks, crashes from the supervisor, job outcomes from the
 scheduler) and by hooks the other parts call (alerts raised, queue lengths,
 sync lag). It answers three readers from the same state:
 
-* :meth:`Health.health_report` for ``/healthz`` (``ok`` or ``degraded`` with reasons),
+* :meth:`Health.health_report` for the staff's Health page (``ok`` or ``degraded``
+  with reasons), and :meth:`Health.public_report` for the unauthenticated ``/healthz``
+  (the same without any path or URL),
 * :attr:`Health.registry`, a Prometheus registry for ``/metrics``,
 * :meth:`Health.liveness_problems` for the systemd watchdog (only what a
   process restart cures: a wedged camera thread).
@@ -28,6 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from appliance.analytics.engine import BUCKET_MS
 from appliance.config import BoxConfig
+from vision.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +154,7 @@ class Health:
         Returns:
             True when this changed the camera's state (so it should be stored).
         """
+        detail = redact(detail)
         with self._lock:
             cam = self._cameras[camera_id]
             if cam.state == state:
@@ -194,7 +198,7 @@ class Health:
             svc = self._services.setdefault(name, _Service())
             if state in ("restarting", "down"):
                 svc.restarts += 1
-            svc.state, svc.detail = state, detail  # running: the last crash is over
+            svc.state, svc.detail = state, redact(detail)  # running: the last crash is over
 
     def job_finished(self, job_id: str, ok: bool, error: str = "") -> None:
         """Record one run of a scheduled job."""
@@ -207,7 +211,7 @@ class Health:
                 job.last_success_ms = job.last_run_ms
             else:
                 job.failures += 1
-                job.last_error = error
+                job.last_error = redact(error)
 
     def analysed_until(self, end_ms: int) -> None:
         """The analytics job has written every bucket ending at or before ``end_ms``."""
@@ -336,7 +340,7 @@ class Health:
             ]
             if self._write_error is not None and now - self._write_error[1] < WRITE_ERROR_HOLD_S:
                 error = self._write_error[0]
-                reasons.append(f"database write failed: {type(error).__name__}: {error}")
+                reasons.append(redact(f"database write failed: {type(error).__name__}: {error}"))
             analysed = self._analysed_until_ms
             alerts = sum(self._alerts.values())
             rows = self._writer.rows_written if self._writer is not None else None
@@ -362,6 +366,17 @@ class Health:
             "queues": queues,
             "customer_queues": customer_queues,
         }
+
+    def public_report(self) -> dict[str, Any]:
+        """What the unauthenticated ``/healthz`` shows: :meth:`health_report` without locations.
+
+        The database path is left out, and every text (reasons, camera and service
+        details) has its URLs replaced by ``<url>`` and its paths by ``<path>``.
+        """
+        report = self.health_report()
+        report["db"] = {k: v for k, v in report["db"].items() if k != "path"}
+        scrubbed: dict[str, Any] = _without_locations(report)
+        return scrubbed
 
     def _analytics_behind_ms(self, analysed: int | None, now_ms: int) -> int | None:
         """How far analysis lags behind the last closed bucket, if beyond the slack."""
@@ -415,6 +430,17 @@ class Health:
                 "alerts": dict(self._alerts),
                 "analysed_until_ms": self._analysed_until_ms,
             }
+
+
+def _without_locations(value: Any) -> Any:
+    """``value`` (JSON-like) with every string's URLs and paths replaced."""
+    if isinstance(value, str):
+        return redact(value, locations=True)
+    if isinstance(value, dict):
+        return {k: _without_locations(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_locations(v) for v in value]
+    return value
 
 
 class _HealthCollector(Collector):

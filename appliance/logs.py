@@ -1,4 +1,8 @@
-"""Logging set-up for the ``footfall`` command: plain text, or one JSON object per line."""
+"""Logging set-up for the ``footfall`` command: plain text, or one JSON object per line.
+
+Every handler of the root logger gets a :class:`vision.redaction.RedactingFilter`, so
+no line written by the box carries a camera password or token.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Literal, TextIO
+
+from vision.redaction import RedactingFilter
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -30,18 +36,35 @@ class JsonFormatter(logging.Formatter):
             "thread": record.threadName,
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            # the redacting filter leaves the traceback's redacted text in exc_text
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
+def log_handler(fmt: LogFormat = "text", stream: TextIO | None = None) -> logging.Handler:
+    """The box's log handler: ``stream`` (default stderr), the chosen format, redacted.
+
+    Args:
+        fmt: ``text`` for people, ``json`` for log shippers.
+        stream: where to write.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RedactingFilter())
+    return handler
+
+
 def setup_logging(level: int, fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
-    """Send every log record to ``stream`` (default stderr) in the chosen format.
+    """Send every log record to ``stream`` (default stderr) in the chosen format, redacted.
+
+    Any handler the root logger already had gets the redacting filter too.
 
     Args:
         level: the root logger's level.
         fmt: ``text`` for people, ``json`` for log shippers.
         stream: where to write.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler])
+    logging.basicConfig(level=level, handlers=[log_handler(fmt, stream)])
+    for each in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in each.filters):
+            each.addFilter(RedactingFilter())

@@ -9,7 +9,10 @@ Observations before ``start_s`` are written at once as the recent past, so the
 dashboard has history from the first second. Camera ``up`` events (and the
 scenario's outages as ``down``/``up``) go in the same way.
 
-It feeds the dashboard's browser test and the demo (``footfall replay``).
+It feeds the dashboard's browser test and the demo (``footfall replay``). Its
+progress counts what the writer has *committed*, not what was handed to it: a
+database that stops taking writes (a full disk) ends :meth:`SimReplay.run` with
+a :class:`ReplayError` that says how much was kept.
 
 Example:
     >>> result = simulate_scenario("examples/sim/corner_shop/scenario.yaml", minutes=10)
@@ -20,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -36,6 +40,7 @@ from vision.sim import SimResult, load_scenario, load_store_geometry, simulate
 logger = logging.getLogger(__name__)
 
 DEFAULT_TICK_S = 0.2
+DEFAULT_WRITE_TIMEOUT_S = 30.0
 _CONF = 1.0  # simulated tracks carry no detector confidence
 
 
@@ -44,16 +49,20 @@ class ReplayProgress:
     """How far a replay is.
 
     Attributes:
-        points: observations written so far.
-        events: camera events written so far.
+        points: observations committed to the database so far.
+        events: camera events committed so far.
         total_points: observations in the run.
-        done: everything is written.
+        done: every observation and event has been handed to the writer.
     """
 
     points: int
     events: int
     total_points: int
     done: bool
+
+
+class ReplayError(RuntimeError):
+    """The database stopped taking the replay's writes; the message says what was kept."""
 
 
 def simulate_scenario(
@@ -119,6 +128,9 @@ class SimReplay:
         self._events = self._camera_events(result)
         self._next_point = 0
         self._next_event = 0
+        # (writer ticket, observations or events handed over up to it), in ticket order
+        self._point_tickets: list[tuple[int, int]] = []
+        self._event_tickets: list[tuple[int, int]] = []
 
     def wall_ms(self, sim_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """The wall times (UTC ms) at which simulated times are written and stamped."""
@@ -138,10 +150,16 @@ class SimReplay:
         return sorted(events, key=lambda e: e[0])
 
     def progress(self) -> ReplayProgress:
-        """Points and events written so far."""
+        """Points and events committed so far (by the writer's committed tickets)."""
         total = len(self._t_ms)
         done = self._next_point >= total and self._next_event >= len(self._events)
-        return ReplayProgress(self._next_point, self._next_event, total, done)
+        committed = self._writer.committed_batches
+        return ReplayProgress(
+            _committed(self._point_tickets, committed),
+            _committed(self._event_tickets, committed),
+            total,
+            done,
+        )
 
     def step(self, now_s: float | None = None) -> int:
         """Write every observation and camera event due by ``now_s`` (default: now).
@@ -152,8 +170,9 @@ class SimReplay:
         now_ms = round((time.time() if now_s is None else now_s) * 1000)
         while self._next_event < len(self._events) and self._events[self._next_event][0] <= now_ms:
             t_ms, camera, state = self._events[self._next_event]
-            self._writer.submit_camera_state(camera, t_ms, state, "simulated")
+            ticket = self._writer.submit_camera_state(camera, t_ms, state, "simulated")
             self._next_event += 1
+            self._event_tickets.append((ticket, self._next_event))
         end = int(np.searchsorted(self._t_ms, now_ms, side="right"))
         start, self._next_point = self._next_point, max(end, self._next_point)
         if end <= start:
@@ -169,18 +188,29 @@ class SimReplay:
                 strict=True,
             )
         )
-        self._writer.submit_points(rows)
+        self._point_tickets.append((self._writer.submit_points(rows), end))
         return end - start
 
-    def run(self, stop: threading.Event, tick_s: float = DEFAULT_TICK_S) -> ReplayProgress:
+    def run(
+        self,
+        stop: threading.Event,
+        tick_s: float = DEFAULT_TICK_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+    ) -> ReplayProgress:
         """Write observations as they fall due until the run is over or ``stop`` is set.
 
         Args:
             stop: set it to end the replay early.
             tick_s: wall seconds between two writes.
+            write_timeout_s: how long the writer may keep failing (and, at the end,
+                take to commit what is queued) before the replay gives up.
 
         Returns:
-            How far the replay got.
+            How far the replay got, everything handed over committed.
+
+        Raises:
+            ReplayError: the database kept refusing writes (disk full, locked, I/O
+                error) for ``write_timeout_s``; what was committed is in the message.
         """
         logger.info(
             "replaying %d observations at %.3gx from sim t=%d ms",
@@ -189,9 +219,14 @@ class SimReplay:
             self._origin_ms,
         )
         while True:
+            self._check_writer(write_timeout_s)
             self.step()
             if self.progress().done or stop.wait(tick_s):
                 break
+        try:
+            self._writer.flush(write_timeout_s)
+        except TimeoutError:
+            raise self._failed(f"still uncommitted after {write_timeout_s:.0f} s") from None
         progress = self.progress()
         logger.info(
             "replay %s: %d of %d observations, %d camera events",
@@ -201,6 +236,28 @@ class SimReplay:
             progress.events,
         )
         return progress
+
+    def _check_writer(self, timeout_s: float) -> None:
+        """Give up when the writer has been failing for longer than ``timeout_s``."""
+        since = self._writer.failing_since
+        if since is not None and time.monotonic() - since > timeout_s:
+            raise self._failed(f"failing for {time.monotonic() - since:.0f} s")
+
+    def _failed(self, how: str) -> ReplayError:
+        progress = self.progress()
+        error = self._writer.last_error
+        why = "" if error is None else f" ({type(error).__name__}: {error})"
+        return ReplayError(
+            f"database writes to {self._writer.path} {how}{why}: "
+            f"{progress.points} of {progress.total_points} observations and "
+            f"{progress.events} of {len(self._events)} camera events committed"
+        )
+
+
+def _committed(tickets: list[tuple[int, int]], committed_ticket: int) -> int:
+    """How many items the submissions up to ``committed_ticket`` carried."""
+    i = bisect.bisect_right(tickets, committed_ticket, key=lambda t: t[0])
+    return tickets[i - 1][1] if i else 0
 
 
 @dataclass

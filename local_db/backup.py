@@ -13,6 +13,10 @@ forward with :func:`local_db.migrations.migrate`, and only then swaps it in.
 An existing database (with its ``-wal`` and ``-shm``) is moved aside to
 ``<db>.pre-restore-<UTC time>``, never deleted. Stop the box (and
 Litestream) before restoring over its live database.
+
+Temporary copies are named ``.footfall-<backup|restore>-<pid>-<random>.tmp``: one
+left behind by a process that was killed (its pid is gone) is removed by the
+next backup or restore into that folder (:func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 from contextlib import closing
@@ -36,6 +41,9 @@ logger = logging.getLogger(__name__)
 #: The sidecar files SQLite keeps next to a database in WAL mode.
 SIDECAR_SUFFIXES: Final = ("-wal", "-shm", "-journal")
 _MAX_PROBLEMS_SHOWN: Final = 5
+_TEMP: Final = re.compile(
+    r"(?P<base>\.footfall-(?:backup|restore)-(?P<pid>\d+)-\w+\.tmp)(?:-wal|-shm|-journal|\.bak-[\w.-]+)?"
+)
 
 
 class BackupError(RuntimeError):
@@ -97,9 +105,46 @@ def _open_existing(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary copies (and sidecars) that killed backups or restores left.
+
+    A file is stale when the process named in it is gone; this process's own
+    and live processes' files are in use and kept.
+
+    Returns:
+        The temporary files removed.
+    """
+    stale: dict[Path, None] = {}  # ordered set: a copy with its sidecars is one temp copy
+    for path in sorted(folder.glob(".footfall-*.tmp*")):
+        match = _TEMP.fullmatch(path.name)
+        if match is None:
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not _pid_alive(pid):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            stale[folder / match["base"]] = None
+    for path in stale:
+        logger.warning("removed %s, left by a backup or restore that was killed", path)
+    return list(stale)
+
+
 def _temp_beside(target: Path, purpose: str) -> Path:
-    """Create an empty, private temporary file in ``target``'s folder."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{purpose}-")
+    """Create an empty, private temporary file in ``target``'s folder (stale ones go first)."""
+    remove_stale_temps(target.parent)
+    fd, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".footfall-{purpose}-{os.getpid()}-", suffix=".tmp"
+    )
     os.close(fd)
     return Path(name)
 

@@ -5,11 +5,17 @@ bounded queue and one thread (``footfall-db-writer``) commits whatever is
 queued in a single transaction. Nothing is dropped: producers block when the
 queue is full, and a failed transaction (database locked, disk full, I/O
 error) is logged, kept in :attr:`DbWriter.last_error` and retried with
-exponential backoff until it commits.
+exponential backoff until it commits, or until the owner gives up with
+:meth:`DbWriter.abort`.
+
+Every submission returns a ticket, and batches commit in ticket order, so a
+producer can tell what of its own work is committed (:attr:`DbWriter.committed_batches`)
+rather than what it handed over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import operator
@@ -26,6 +32,7 @@ from typing import Final, Literal, Self, SupportsFloat, SupportsIndex
 from local_db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect
 from local_db.migrations import migrate
 from local_db.track_points import CameraEventRow, TrackPointRow
+from vision.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +136,8 @@ class DbWriter:
         self._committed = 0
         self._rows_written = 0
         self._last_error: BaseException | None = None
+        self._failing_since: float | None = None
+        self._abort = threading.Event()
 
     @property
     def path(self) -> Path:
@@ -140,6 +149,18 @@ class DbWriter:
         """Track-point and camera-event rows committed so far."""
         with self._state:
             return self._rows_written
+
+    @property
+    def committed_batches(self) -> int:
+        """Submissions committed so far: every ticket up to this one is in the database."""
+        with self._state:
+            return self._committed
+
+    @property
+    def failing_since(self) -> float | None:
+        """``time.monotonic()`` of the first failed try of the write being retried, or None."""
+        with self._state:
+            return self._failing_since
 
     @property
     def last_error(self) -> BaseException | None:
@@ -169,13 +190,17 @@ class DbWriter:
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
-    def submit_points(self, rows: Sequence[tuple[str, int, int, float, float, float]]) -> None:
+    def submit_points(self, rows: Sequence[tuple[str, int, int, float, float, float]]) -> int:
         """Queue track points for writing; blocks while the queue is full.
 
         Args:
             rows: ``(camera_id, track_id, t_ms, x_m, y_m, conf)`` tuples (or
                 NamedTuples); ``track_id`` and ``t_ms`` signed 64-bit, the
                 floats finite. An empty sequence is ignored.
+
+        Returns:
+            The batch's ticket: it is committed once :attr:`committed_batches`
+            reaches it (0 for an empty sequence).
 
         Raises:
             ValueError: A row is malformed; nothing of the batch is queued.
@@ -187,19 +212,22 @@ class DbWriter:
                 batch.append(_normalise_point(row))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"track point {i} {row!r}: {exc}") from exc
-        if batch:
-            self._enqueue(_Points(batch))
+        return self._enqueue(_Points(batch)) if batch else 0
 
     def submit_camera_state(
         self, camera_id: str, t_ms: int, state: Literal["up", "down"], detail: str = ""
-    ) -> None:
+    ) -> int:
         """Queue a camera up/down event; blocks while the queue is full.
 
         Args:
             camera_id: The camera.
             t_ms: UTC epoch milliseconds.
             state: ``"up"`` or ``"down"``.
-            detail: Free text, e.g. the error that took the camera down.
+            detail: Free text, e.g. the error that took the camera down; stored
+                redacted (no URL password or token).
+
+        Returns:
+            The event's ticket (see :meth:`submit_points`).
 
         Raises:
             ValueError: Bad ``state``, ``t_ms`` or ``camera_id``.
@@ -209,7 +237,7 @@ class DbWriter:
             raise ValueError(f"camera {camera_id!r}: state must be 'up' or 'down', got {state!r}")
         if not isinstance(camera_id, str) or not camera_id:
             raise ValueError(f"camera_id must be a non-empty str, got {camera_id!r}")
-        self._enqueue(_Event((camera_id, _int64(t_ms, "t_ms"), state, str(detail))))
+        return self._enqueue(_Event((camera_id, _int64(t_ms, "t_ms"), state, redact(str(detail)))))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything submitted before this call is committed.
@@ -260,6 +288,45 @@ class DbWriter:
         self._closed = True
         logger.info("closed %s after writing %d rows", self._path, self.rows_written)
 
+    def abort(self, timeout: float = 10.0) -> int:
+        """Stop retrying, drop what is not committed yet, and stop the thread.
+
+        For an owner that gave up on a failing database and said so: unlike
+        :meth:`close` it does not wait for the queue to commit. Later submissions
+        raise ``RuntimeError``; :meth:`close` then does nothing.
+
+        Args:
+            timeout: Seconds to wait for the thread.
+
+        Returns:
+            Submissions dropped (submitted, never committed).
+
+        Raises:
+            TimeoutError: The thread did not stop in time.
+        """
+        self._abort.set()
+        if self._thread is not None:
+            with contextlib.suppress(queue.Full):  # a full queue: the thread is taking items
+                self._queue.put_nowait(_Stop())
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"DbWriter for {self._path}: writer thread did not stop")
+        if not self._submit_lock.acquire(timeout=timeout):
+            raise TimeoutError(f"DbWriter for {self._path}: producers still blocked on the queue")
+        try:
+            self._closing = self._closed = True
+        finally:
+            self._submit_lock.release()
+        with self._state:
+            dropped = self._submitted - self._committed
+        logger.warning(
+            "gave up on %s after writing %d rows: %d submissions not written",
+            self._path,
+            self.rows_written,
+            dropped,
+        )
+        return dropped
+
     def __enter__(self) -> Self:
         if self._thread is None:
             self.start()
@@ -273,7 +340,7 @@ class DbWriter:
     ) -> None:
         self.close()
 
-    def _enqueue(self, item: _Points | _Event) -> None:
+    def _enqueue(self, item: _Points | _Event) -> int:
         with self._submit_lock:
             if self._closing or self._thread is None:
                 state = "closed" if self._closing else "not started"
@@ -288,13 +355,14 @@ class DbWriter:
                             f"DbWriter for {self._path}: writer thread is gone"
                         ) from None
             self._submitted += 1
+            return self._submitted
 
     def _run(self) -> None:
         conn = self._conn
         assert conn is not None
         try:
             stop = False
-            while not stop:
+            while not stop and not self._abort.is_set():
                 group = [self._queue.get()]
                 while len(group) < self.MAX_BATCHES_PER_TRANSACTION:
                     try:
@@ -303,7 +371,7 @@ class DbWriter:
                         break
                 writes = [item for item in group if not isinstance(item, _Stop)]
                 stop = len(writes) < len(group)
-                if writes:
+                if writes and not self._abort.is_set():
                     self._commit(conn, writes)
         finally:
             conn.close()
@@ -332,6 +400,8 @@ class DbWriter:
                         logger.exception("rollback on %s failed", self._path)
                 with self._state:
                     self._last_error = exc
+                    if self._failing_since is None:
+                        self._failing_since = time.monotonic()
                 logger.warning(
                     "writing %d track points and %d camera events to %s failed "
                     "(attempt %d), retrying in %.2fs: %s: %s",
@@ -343,7 +413,8 @@ class DbWriter:
                     type(exc).__name__,
                     exc,
                 )
-                time.sleep(delay)
+                if self._abort.wait(delay):
+                    return
                 delay = min(delay * 2, self.RETRY_MAX_S)
                 attempt += 1
         if attempt > 1:
@@ -351,4 +422,5 @@ class DbWriter:
         with self._state:
             self._committed += len(items)
             self._rows_written += len(points) + len(events)
+            self._failing_since = None
             self._state.notify_all()

@@ -223,9 +223,17 @@ def test_a_dead_camera_marks_the_bucket_partial(tmp_path: Path, config: BoxConfi
     ("text", "line", "message"),
     [
         ("camera_id,track_id,t_ms,x_m\ncam-a,1,5,1\n", 1, "header lacks column(s) y_m"),
-        ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,5,1,2\ncam-a,1,6,one,2\n", 3, "x_m: 'one'"),
-        ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,9,1,2\ncam-a,1,6,1,2\n", 3, "backwards"),
-        ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,5,1,2\ncam-z,1,6,1,2\n", 3, "'cam-z'"),
+        (
+            f"camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,{T0},1,2\ncam-a,1,{T0},one,2\n",
+            3,
+            "x_m: 'one'",
+        ),
+        (
+            f"camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,{T0 + 9},1,2\ncam-a,1,{T0},1,2\n",
+            3,
+            "backwards",
+        ),
+        (f"camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,{T0},1,2\ncam-z,1,{T0},1,2\n", 3, "'cam-z'"),
         ("camera_id,track_id,t_ms,x_m,y_m\ncam-a,1,5.5,1,2\n", 2, "not an integer"),
     ],
 )

@@ -15,6 +15,9 @@ Two steps, each cached on disk by the model's hash and the settings:
 
 The prepared file is model data, not camera data: calibration frames are never
 written anywhere.
+
+ONNX Runtime is always imported through :func:`import_onnxruntime`, which turns its
+telemetry off before the module loads.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from types import ModuleType
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -35,6 +40,32 @@ from vision.types import FloatArray
 logger = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "int8"]
+
+#: Set before ONNX Runtime loads, this stops its telemetry (1DS) from starting. Without
+#: it, onnxruntime 1.32 creates ``~/.cache/Microsoft/DeveloperTools/.onnxruntime/``
+#: (``deviceid``, ``onnxruntime.db``) on import, before any call could turn it off.
+TELEMETRY_OFF_ENV: Final = "ORT_DISABLE_TELEMETRY"
+
+
+def import_onnxruntime() -> ModuleType:
+    """Import ONNX Runtime with its telemetry off; use it for every import of onnxruntime.
+
+    Sets :data:`TELEMETRY_OFF_ENV` before the first import (which is what keeps the
+    device id and event store out of ``$HOME``), then calls
+    ``onnxruntime.disable_telemetry_events()`` before any session exists.
+    """
+    if "onnxruntime" not in sys.modules:
+        os.environ[TELEMETRY_OFF_ENV] = "1"
+    elif os.environ.get(TELEMETRY_OFF_ENV) != "1":
+        logger.warning(
+            "onnxruntime was imported before its telemetry could be turned off (set %s=1)",
+            TELEMETRY_OFF_ENV,
+        )
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    module: ModuleType = onnxruntime
+    return module
 
 
 class ModelPrepareError(RuntimeError):
@@ -194,8 +225,7 @@ def prepare_onnx(
         logger.info("prepared %s (%s head) at %s", source.name, layout, fp32_path)
     if precision == "fp32":
         return PreparedModel(fp32_path, input_hw, layout, input_name)
-    import onnxruntime
-
+    onnxruntime = import_onnxruntime()
     int8_path = cache_dir / f"{name}-int8-ort{onnxruntime.__version__}.onnx"
     if not int8_path.is_file():
         if calibration is None:
@@ -207,6 +237,7 @@ def prepare_onnx(
 def _quantize(
     fp32_path: Path, dst: Path, input_name: str, calibration: Iterable[FloatArray]
 ) -> None:
+    import_onnxruntime()
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,

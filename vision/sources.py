@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from vision.redaction import redact
+
 logger = logging.getLogger(__name__)
 
 #: ``(state, detail, t_utc_ms)``: the time is on the source's own clock
@@ -30,7 +32,14 @@ READ_TIMEOUT_MS = 5000
 
 
 class SourceError(RuntimeError):
-    """A source could not be opened or stopped delivering frames."""
+    """A source could not be opened or stopped delivering frames.
+
+    The message is redacted (:func:`vision.redaction.redact`): a camera URL's
+    password or token never reaches a log, an event or a page through it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from vision.types import TrackPoint, Tracks
 
 logger = logging.getLogger(__name__)
 
-PointSink = Callable[[Sequence[TrackPoint]], None]
-StateSink = Callable[[str, int, Literal["up", "down"], str], None]
+PointSink = Callable[[Sequence[TrackPoint]], object]  # what a sink returns is ignored
+StateSink = Callable[[str, int, Literal["up", "down"], str], object]
 FrameObserver = Callable[[Frame, Tracks], None]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from flask import current_app
 
 from appliance.analytics.engine import BUCKET_MS
+from vision.redaction import redact
 from webui.auth import requires
 from webui.blueprint import bp, render_page, scope
 from webui.coverage import bucket_status, summarise
@@ -49,7 +50,11 @@ class CameraHealth:
 def camera_states(
     conn: sqlite3.Connection, camera_ids: list[str], now_ms: int
 ) -> dict[str, tuple[bool, int | None, str]]:
-    """Each camera's latest event at ``now_ms``: (up, since, detail); up without events."""
+    """Each camera's latest event at ``now_ms``: (up, since, detail); up without events.
+
+    The detail is redacted again: rows stored before redaction existed may hold a
+    camera URL's password.
+    """
     out: dict[str, tuple[bool, int | None, str]] = {}
     for cam in camera_ids:
         row = conn.execute(
@@ -57,7 +62,9 @@ def camera_states(
             "ORDER BY t_ms DESC LIMIT 1",
             (cam, now_ms),
         ).fetchone()
-        out[cam] = (True, None, "") if row is None else (row[0] == "up", int(row[1]), str(row[2]))
+        out[cam] = (
+            (True, None, "") if row is None else (row[0] == "up", int(row[1]), redact(str(row[2])))
+        )
     return out
 
 

@@ -3,7 +3,8 @@
 The dashboard's app factory registers :func:`ops_blueprint`; ``footfall run
 --listen`` serves :func:`ops_app` (these two endpoints only) until the
 dashboard is wired in. Neither endpoint needs a login: they carry no store data
-beyond camera ids and counters, and monitoring must reach them.
+beyond camera ids and counters, and monitoring must reach them; ``/healthz`` shows
+no file path or URL (:meth:`appliance.health.Health.public_report`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def ops_blueprint(health: Health) -> Blueprint:
 
     @bp.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        report = health.health_report()
+        report = health.public_report()
         return jsonify(report), 200 if report["status"] == "ok" else 503
 
     @bp.get("/metrics")

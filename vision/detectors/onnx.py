@@ -14,7 +14,7 @@ from pydantic import Field
 
 from vision.assets import cache_dir, resolve_model
 from vision.detectors.base import DetectorSettings
-from vision.onnx_model import PreparedModel, prepare_onnx
+from vision.onnx_model import PreparedModel, import_onnxruntime, prepare_onnx
 from vision.types import Detections, FloatArray
 from vision.yolo import Letterbox, YoloDecoder, letterbox
 
@@ -53,8 +53,7 @@ class OnnxDetector:
         calibration_images: Iterable[npt.NDArray[np.uint8]] | None = None,
         model_cache: Path | None = None,
     ) -> None:
-        import onnxruntime as ort
-
+        ort = import_onnxruntime()  # telemetry off before the session
         self.config = config
         self.input_hw = config.input_size
         blobs = (
