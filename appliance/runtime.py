@@ -26,6 +26,7 @@ from appliance.health import FrameCounters, Health
 from appliance.sdnotify import Notifier
 from appliance.supervisor import Crash, RestartPolicy, Service, Supervisor
 from local_db import DbWriter
+from local_db.backup import remove_stale_temps
 from vision.ring_buffer import FrameRingBuffer
 from vision.snapshots import frame_provider
 from vision.types import TrackPoint
@@ -111,6 +112,8 @@ class Box:
     def start(self) -> None:
         """Open the database, start the camera workers and the services, tell systemd."""
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temps(self.db_path.parent):
+            logger.info("removed %s, left by a killed backup or restore", stale.name)
         self.writer.start()
         self.health.watch_writer(self.writer)
         factory = self._worker_factory or self._real_workers()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from contextlib import closing
 from pathlib import Path
 
+from appliance.config import parse_config
+from appliance.runtime import Box
 from local_db import connect, migrate
 from local_db.backup import backup, remove_stale_temps
+from vision.worker import WorkerStats
 
-from .conftest import REPO
+from .conftest import EXAMPLE_CONFIG, REPO
 
 # the child backs up, and is killed (SIGKILL) once the copy is written, before the rename
 KILLED_BACKUP = """
@@ -70,3 +74,26 @@ def test_a_live_backups_temporary_copy_is_kept(tmp_path: Path) -> None:
     journal.write_bytes(b"j")
     assert remove_stale_temps(tmp_path) == [in_flight]  # its process is gone now
     assert sorted(tmp_path.iterdir()) == sorted([own, other])
+
+
+class Idle:
+    """A camera worker that waits for the stop (the box under test needs no frames)."""
+
+    stats = WorkerStats()
+
+    def run(self, stop: threading.Event) -> WorkerStats:
+        stop.wait()
+        return self.stats
+
+
+def test_the_box_removes_what_a_killed_restore_left_when_it_starts(tmp_path: Path) -> None:
+    dead = python("pass")
+    assert dead.wait(60) == 0
+    stale = tmp_path / f".footfall-restore-{dead.pid}-abc123.tmp"
+    stale.write_bytes(b"half a database")
+    config = parse_config(EXAMPLE_CONFIG.read_text() + "runtime: {disk_free_min_mb: 0}\n")
+    box = Box(config, tmp_path / "box.db", worker_factory=lambda *_: Idle())
+    box.start()
+    box.stop()
+    assert not stale.exists()
+    assert (tmp_path / "box.db").exists()
