@@ -328,6 +328,8 @@ def test_session_cookie_and_security_headers(tmp_path: Path) -> None:
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.headers["Cache-Control"] == "no-store"
     assert page.headers["X-Frame-Options"] == "DENY"
+    # not no-referrer: that makes browsers send "Origin: null" on the dashboard's own POSTs
+    assert page.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_footfall_web_serves_on_a_free_port_and_prints_the_setup_token(tmp_path: Path) -> None:

@@ -245,10 +245,10 @@ def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
 @bp.post("/logout")
 def logout() -> BaseResponse:
     """Sign out (a POST, so it carries the CSRF token): the session ends on the server too."""
+    user = current_user()
     sid = session.get("sid")
     if isinstance(sid, str):
         end_session(write_db(), sid)
-    user = current_user()
     if user is not None:
         logger.info("%s signed out", user.username)
     session.clear()
