@@ -49,7 +49,7 @@ from webui.accounts import (
     redeem_setup_token,
 )
 from webui.db import read_db, write_db
-from webui.limiter import LoginLimiter
+from webui.limiter import Attempt, LoginLimiter
 from webui.sessions import SessionPolicy, end_session, session_user, start_session
 
 logger = logging.getLogger(__name__)
@@ -117,8 +117,29 @@ def _sign_in(user: User) -> None:
     g.user = user
 
 
-def _retry_after(wait_s: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(wait_s)))}
+def _me() -> User:
+    """The signed-in user, in a view that :func:`requires` a permission (so there is one)."""
+    user = current_user()
+    if user is None:  # pragma: no cover - requires() sent anonymous users to sign in
+        abort(401)
+    return user
+
+
+def _reserve(username: str) -> Attempt:
+    """Reserve a sign-in attempt for ``username`` from this request's client address."""
+    return _limiter().reserve(write_db(), request.remote_addr, username, _now_ms())
+
+
+def _too_many(
+    attempt: Attempt, message: str, template: str, **context: str
+) -> tuple[str, int, dict[str, str]]:
+    """The 429 page for a refused attempt, with ``Retry-After``."""
+    logger.warning(
+        "sign-in rate limit on %s for %s / %r", request.path, request.remote_addr, attempt.username
+    )
+    retry_s = str(max(1, math.ceil(attempt.wait_s)))
+    flash(f"{message} Try again in {retry_s} s.", "error")
+    return render_template(template, **context), 429, {"Retry-After": retry_s}
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
@@ -224,13 +245,11 @@ def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "").strip().lower()[:_NAME_KEY_CHARS]
-    attempt = _limiter().reserve(write_db(), request.remote_addr, username, _now_ms())
+    attempt = _reserve(username)
     if attempt.wait_s > 0:
-        logger.warning("login rate limit for %s / %r", request.remote_addr, username)
-        headers = _retry_after(attempt.wait_s)
-        flash(f"Too many failed sign-ins. Try again in {headers['Retry-After']} s.", "error")
-        page = render_template("login.html", next=request.form.get("next", ""))
-        return page, 429, headers
+        return _too_many(
+            attempt, "Too many failed sign-ins.", "login.html", next=request.form.get("next", "")
+        )
     user = authenticate(read_db(), username, request.form.get("password", ""))
     if user is None:
         logger.info("failed sign-in for %r from %s", username, request.remote_addr)
@@ -259,16 +278,12 @@ def logout() -> BaseResponse:
 @requires("view")
 def password() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
     """Change one's own password (the current one required); ends every other session."""
-    user = current_user()
-    assert user is not None  # requires() let a signed-in user through
+    user = _me()
     if request.method == "GET":
         return render_template("password.html")
-    attempt = _limiter().reserve(write_db(), request.remote_addr, user.username, _now_ms())
+    attempt = _reserve(user.username)
     if attempt.wait_s > 0:
-        logger.warning("password change rate limit for %s / %s", request.remote_addr, user.username)
-        headers = _retry_after(attempt.wait_s)
-        flash(f"Too many wrong passwords. Try again in {headers['Retry-After']} s.", "error")
-        return render_template("password.html"), 429, headers
+        return _too_many(attempt, "Too many wrong passwords.", "password.html")
     try:
         if authenticate(read_db(), user.username, request.form.get("current", "")) is None:
             raise AccountError("current password: wrong")
@@ -294,10 +309,9 @@ def setup() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
         return redirect(url_for("auth.login"))
     if request.method == "GET":
         return render_template("setup.html")
-    attempt = _limiter().reserve(write_db(), request.remote_addr, "(setup)", _now_ms())
+    attempt = _reserve("(setup)")
     if attempt.wait_s > 0:
-        flash("Too many wrong setup tokens. Wait a few minutes.", "error")
-        return render_template("setup.html"), 429, _retry_after(attempt.wait_s)
+        return _too_many(attempt, "Too many wrong setup tokens.", "setup.html")
     try:
         user = redeem_setup_token(
             write_db(),
@@ -319,8 +333,7 @@ def setup() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
 @requires("manage_users")
 def users() -> str | tuple[str, int]:
     """List, add and remove accounts (installers only)."""
-    me = current_user()
-    assert me is not None  # requires() let a signed-in user through
+    me = _me()
     status = 200
     if request.method == "POST":
         try:
