@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
 from vision.detectors import DetectorConfig, OnnxDetectorConfig
 from vision.homography import CalibrationError, FloorMapping, fit_homography
@@ -317,15 +317,21 @@ class WebConfig(_Model):
     Attributes:
         https: the dashboard is served over HTTPS (a TLS proxy in front); session cookies
             are then marked ``Secure``.
-        session_hours: how long a sign-in lasts.
-        login_attempts: failed sign-ins allowed per address and per username in 5 minutes.
+        session_hours: how long a sign-in lasts (from signing in, however busy).
+        session_idle_minutes: a sign-in unused for this long ends.
+        login_attempts: failed sign-ins allowed per client address in 5 minutes; beyond as
+            many for one username, the addresses that failed it wait longer and longer.
+        trusted_proxies: networks of the reverse proxies whose ``X-Forwarded-For``,
+            ``-Proto`` and ``-Host`` are believed (no one's by default).
     """
 
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
     https: bool = False
     session_hours: float = Field(12, gt=0, le=24 * 30)
+    session_idle_minutes: float = Field(120, gt=0, le=24 * 60 * 30)
     login_attempts: int = Field(5, ge=1, le=100)
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list, max_length=64)
 
 
 class RuntimeConfig(_Model):

@@ -270,3 +270,27 @@ def _m0005_alerts(conn: sqlite3.Connection) -> None:
         "CREATE UNIQUE INDEX idx_alert_log_active ON alert_log (store_id, rule_id, target) "
         "WHERE cleared_ms IS NULL"
     )
+
+
+@migration("0006_web_sessions")
+def _m0006_web_sessions(conn: sqlite3.Connection) -> None:
+    """Server-side dashboard sessions and the failed sign-ins the login limiter counts."""
+    conn.execute(
+        """CREATE TABLE web_sessions (
+            id_hash TEXT PRIMARY KEY,         -- sha256 of the cookie's random id, never the id
+            username TEXT NOT NULL REFERENCES web_users (username) ON DELETE CASCADE,
+            created_ms INTEGER NOT NULL,
+            last_seen_ms INTEGER NOT NULL,    -- for the idle timeout
+            expires_ms INTEGER NOT NULL       -- absolute: sign-in + web.session_hours, never moved
+            ) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX idx_web_sessions_username ON web_sessions (username)")
+    conn.execute(
+        """CREATE TABLE web_login_failures (
+            address TEXT NOT NULL,            -- client address (IPv6: its /64)
+            username TEXT NOT NULL,           -- as typed; '(setup)' for the setup token
+            t_ms INTEGER NOT NULL)"""
+    )
+    conn.execute("CREATE INDEX idx_web_login_failures_address ON web_login_failures (address)")
+    conn.execute("CREATE INDEX idx_web_login_failures_username ON web_login_failures (username)")
+    conn.execute("CREATE INDEX idx_web_login_failures_t ON web_login_failures (t_ms)")

@@ -52,6 +52,7 @@ ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
     "/alerts/<int:alert_id>/ack": ("POST", "/alerts/1/ack", expect(LOGIN, 403, "302 /alerts", 403)),
     "/export/<table>.csv": ("GET", "/export/agg_footfall.csv", EXPORT),
     "/users": ("GET", "/users", USERS),
+    "/account/password": ("GET", "/account/password", VIEW),  # one's own password
     "/installer/": ("GET", "/installer/", INSTALLER),
     "/installer/layout": ("POST", "/installer/layout", INSTALLER_SAVE),
     "/installer/plan/size": ("POST", "/installer/plan/size", INSTALLER_SAVE),

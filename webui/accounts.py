@@ -1,4 +1,4 @@
-"""Dashboard accounts, the one-time setup token and the session secret, in SQLite.
+"""Dashboard accounts, the one-time setup token and the cookie-signing secret, in SQLite.
 
 Passwords are stored as werkzeug scrypt hashes. A fresh box has no account and
 no default password: :func:`issue_setup_token` makes a one-time token (printed
@@ -18,12 +18,15 @@ from typing import Literal, get_args
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from webui.sessions import end_user_sessions
+
 logger = logging.getLogger(__name__)
 
 Role = Literal["staff", "manager", "installer"]
 ROLES: tuple[Role, ...] = get_args(Role)
 MIN_PASSWORD_LENGTH = 10
 _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+_MIN_NAME_IN_PASSWORD = 3
 # Checked against when the username is unknown, so both paths cost one scrypt.
 _DUMMY_HASH = generate_password_hash("footfall-timing-equaliser")
 
@@ -54,7 +57,7 @@ def _set_setting(conn: sqlite3.Connection, key: str, value: str) -> None:
 
 
 def secret_key(conn: sqlite3.Connection) -> str:
-    """The key that signs session cookies; made once per box and kept in the database."""
+    """The key that signs cookies (session id, CSRF token); made once per box, kept in the db."""
     key = _setting(conn, "secret_key")
     if key is None:
         conn.execute("BEGIN IMMEDIATE")
@@ -70,13 +73,20 @@ def secret_key(conn: sqlite3.Connection) -> str:
     return key
 
 
+def _validate_password(username: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    # a name of one or two letters is in too many good passwords to forbid
+    if len(username) >= _MIN_NAME_IN_PASSWORD and username in password.lower():
+        raise AccountError("password: must not contain the username")
+
+
 def _validate(username: str, password: str, role: str) -> None:
     if not (1 <= len(username) <= 64) or not set(username) <= _USERNAME_CHARS:
         raise AccountError(
             f"username {username!r}: use 1-64 lower-case letters, digits, '.', '_' or '-'"
         )
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    _validate_password(username, password)
     if role not in ROLES:
         raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
 
@@ -105,6 +115,33 @@ def delete_user(conn: sqlite3.Connection, username: str) -> bool:
     if deleted:
         logger.info("account %s deleted", username)
     return deleted
+
+
+def change_password(conn: sqlite3.Connection, username: str, new_password: str) -> int:
+    """Set a new password and end every session of the account, in one transaction.
+
+    Returns:
+        How many sessions were ended.
+
+    Raises:
+        AccountError: the new password is not acceptable, or there is no such account.
+    """
+    _validate_password(username, new_password)
+    new_hash = generate_password_hash(new_password)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        updated = conn.execute(
+            "UPDATE web_users SET password_hash = ? WHERE username = ?", (new_hash, username)
+        ).rowcount
+        if not updated:
+            raise AccountError(f"username {username!r}: no such account")
+        ended = end_user_sessions(conn, username)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    logger.info("password of %s changed", username)
+    return ended
 
 
 def list_users(conn: sqlite3.Connection) -> list[User]:

@@ -24,6 +24,8 @@ from local_db import connect, migrate
 from webui import auth
 from webui.accounts import secret_key
 from webui.db import close_dbs
+from webui.limiter import LoginLimiter
+from webui.proxy import TrustedProxies
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +95,15 @@ def create_app(
         SESSION_COOKIE_SECURE=config.web.https,
         SESSION_COOKIE_NAME="footfall_session",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.web.session_hours),
+        SESSION_REFRESH_EACH_REQUEST=False,  # the server ends sessions (webui.sessions)
         MAX_CONTENT_LENGTH=16 << 20,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     app.extensions["footfall"] = DashboardContext(config_path, config, frames)
-    app.extensions["footfall_login_limiter"] = auth.LoginLimiter(config.web.login_attempts)
+    app.extensions["footfall_login_limiter"] = LoginLimiter(config.web.login_attempts)
+    if config.web.trusted_proxies:
+        app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)  # type: ignore[method-assign]
+    app.before_request(auth.refuse_cross_origin)  # before CSRFProtect's: a foreign origin is named
     CSRFProtect(app)
     app.teardown_appcontext(close_dbs)
 
@@ -121,7 +127,8 @@ def create_app(
     def _headers(response: BaseResponse) -> BaseResponse:
         response.headers.setdefault("Content-Security-Policy", _CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on POSTs
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
         if request.endpoint != "static":  # pages, data and camera frames are never cached
             response.headers.setdefault("Cache-Control", "no-store")

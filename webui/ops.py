@@ -9,17 +9,22 @@ no file path or URL (:meth:`appliance.health.Health.public_report`).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from wsgiref.types import WSGIApplication
 
 from flask import Blueprint, Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from waitress import wasyncore
 from waitress.server import create_server
 
 from appliance.health import Health
 
 logger = logging.getLogger(__name__)
+
+#: On stop, how long requests already running may take to finish.
+STOP_REQUESTS_S = 1.0
 
 
 def ops_blueprint(health: Health) -> Blueprint:
@@ -67,23 +72,57 @@ class WebServer:
         self.ready = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Serve until ``stop`` is set."""
+        """Serve until ``stop`` is set, then close every connection and return promptly.
+
+        Waitress's own ``run()`` loops while any connection is open, so closing only
+        the listening socket left a browser's kept-alive connection serving until
+        it idled out; here the loop runs in this thread, a trigger wakes it when
+        ``stop`` is set, and it closes the listener and every open connection.
+        """
+        channels: dict[int, wasyncore.dispatcher] = {}
         server = create_server(
-            self.app, host=self.host, port=self.port, threads=8, ident="footfall"
+            self.app, map=channels, host=self.host, port=self.port, threads=8, ident="footfall"
         )
         self.port = int(server.effective_port)
+        closing = threading.Lock()
+        closed = False
 
-        def stop_server() -> None:
+        def wake_on_stop() -> None:
             stop.wait()
-            server.close()
+            with closing:  # the trigger's pipe must still be open (its fd may be reused)
+                if not closed:
+                    server.pull_trigger()
 
-        threading.Thread(target=stop_server, name="web-stop", daemon=True).start()
+        threading.Thread(target=wake_on_stop, name="web-stop", daemon=True).start()
         logger.info("serving on http://%s:%d", self.host, self.port)
+        _warn_if_plain_http_beyond_loopback(self.host, self.port)
         self.ready.set()
         try:
-            server.run()
-        except OSError:
-            if not stop.is_set():  # closing the socket from the stop thread ends run()
-                raise
+            while not stop.is_set():
+                wasyncore.loop(
+                    timeout=server.adj.asyncore_loop_timeout,
+                    map=channels,
+                    use_poll=server.adj.asyncore_use_poll,
+                    count=1,
+                )
         finally:
+            with closing:
+                closed = True
+                wasyncore.close_all(channels, ignore_all=True)
+            server.task_dispatcher.shutdown(timeout=STOP_REQUESTS_S)
             self.ready.clear()
+
+
+def _warn_if_plain_http_beyond_loopback(host: str, port: int) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        logger.warning(
+            "serving plain HTTP on %s:%d, reachable from the network: passwords and session "
+            "cookies cross it unencrypted. Put a TLS proxy in front (README, Security: TLS "
+            "proxy), set web.https: true and web.trusted_proxies, and listen on 127.0.0.1",
+            host,
+            port,
+        )

@@ -15,6 +15,9 @@ from webui.ops import WebServer
 
 logger = logging.getLogger(__name__)
 
+#: The server closes its connections at once and gives running requests a second.
+STOP_TIMEOUT_S = 5.0
+
 
 @dataclass
 class RunningServer:
@@ -25,9 +28,13 @@ class RunningServer:
     _stop: threading.Event
 
     def stop(self) -> None:
-        """Close the listening socket and wait for the thread."""
+        """Close the listening socket and every connection, and wait for the thread."""
         self._stop.set()
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=STOP_TIMEOUT_S)
+        if self.thread.is_alive():
+            logger.warning(
+                "the dashboard server at %s did not stop in %s s", self.url, STOP_TIMEOUT_S
+            )
 
 
 def setup_token(app: Flask) -> str | None:
