@@ -262,6 +262,7 @@ def test_only_pixels_are_stored_no_exif_gps_or_appended_zip(
     for trace in (b"Exif", b"PK\x03\x04", b"payload.txt", b"\xff\xe1"):
         assert trace not in stored
     image = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert image is not None
     # orientation 6 (rotate 90° clockwise) is applied to the pixels, since the tag is gone
     assert image.shape == (60, 40, 3)
     assert image[5, 20].min() > 200 and image[55, 20].max() < 50  # the white half is on top
@@ -285,4 +286,4 @@ def test_a_png_keeps_its_pixels_and_alpha_and_loses_its_text_and_tail(
     assert b"tEXt" not in stored and b"secret" not in stored and b"PK\x03\x04" not in stored
     assert stored.endswith(_chunk(b"IEND", b""))
     decoded = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert decoded.dtype == np.uint16 and np.array_equal(decoded, image)
+    assert decoded is not None and decoded.dtype == np.uint16 and np.array_equal(decoded, image)

@@ -24,6 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 import numpy.typing as npt
+from cv2.typing import MatLike
 
 from vision.ring_buffer import FrameRingBuffer
 
@@ -227,12 +228,12 @@ def _check_budget(header: _Header) -> None:
         )
 
 
-def _reencode(image: npt.NDArray[np.generic], kind: Literal["png", "jpeg"]) -> bytes:
-    if kind == "jpeg":
-        return encode_jpeg(image.astype(np.uint8, copy=False), PLAN_JPEG_QUALITY)
-    ok, buf = cv2.imencode(".png", image)
+def _reencode(image: MatLike, kind: Literal["png", "jpeg"]) -> bytes:
+    jpeg = kind == "jpeg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, PLAN_JPEG_QUALITY] if jpeg else []
+    ok, buf = cv2.imencode(".jpg" if jpeg else ".png", image, params)
     if not ok:
-        raise ImageError(f"the {image.shape} {image.dtype} image cannot be re-encoded as PNG")
+        raise ImageError(f"the {image.shape} {image.dtype} image cannot be re-encoded as {kind}")
     return bytes(buf)
 
 
