@@ -34,10 +34,15 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "vtest.ya
 
 
 def _parse_utc(text: str) -> int:
+    from appliance.export import year_error
+
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time") from exc
+    problem = year_error(dt, text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return round(dt.timestamp() * 1000)

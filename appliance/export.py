@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -19,12 +20,22 @@ from appliance.analytics.rollups import ADDITIVE, Period, rollup
 logger = logging.getLogger(__name__)
 
 TABLES = tuple(ADDITIVE)
+#: the years a date asked for may fall in: the pages, their CSV downloads, ``export``
+#: and ``analyze`` (outside it, dates overflow Python's and the analytics' arithmetic)
+MIN_YEAR, MAX_YEAR = 2000, 2100
 #: the column that counts people in each table that can single someone out
 K_COLUMNS = {"agg_transitions": "count", "agg_heatmap": "people"}
 
 
 class ExportError(ValueError):
     """The export cannot be made as asked."""
+
+
+def year_error(day: date, text: str) -> str | None:
+    """Why the date ``day`` (parsed from ``text``) cannot be asked for, or None if it can."""
+    if MIN_YEAR <= day.year <= MAX_YEAR:
+        return None
+    return f"{text!r}: the year must be {MIN_YEAR} to {MAX_YEAR}"
 
 
 def read_table(

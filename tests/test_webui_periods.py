@@ -9,14 +9,18 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+from flask.testing import FlaskClient
 
 from appliance.analytics.engine import BUCKET_MS
 from appliance.analytics.rollups import period_start
+from appliance.cli import main
 from local_db import connect, migrate
+from tests.webui_support import REPO, make_app, sign_in
 from webui.coverage import bucket_status, by_period, keys_of
 from webui.period_sums import coverage_by_period, period_bounds, sums
 from webui.periods import WindowError, window_from_args
 
+EXAMPLE = REPO / "examples" / "vtest.yaml"
 # 2025-10-26 is the autumn DST change in Europe; Lord Howe shifts by 30 minutes.
 ZONES = ["Europe/Berlin", "Australia/Lord_Howe", "America/St_Johns", "Asia/Kolkata", "UTC"]
 
@@ -106,3 +110,109 @@ def test_sums_and_coverage_per_local_day_agree_with_pandas(tmp_path: Path) -> No
     pd.testing.assert_frame_equal(fast[slow.columns], slow, check_dtype=False)
     assert list(fast["status"]) == ["partial", "partial", "partial", "partial"]
     conn.close()
+
+
+EDGE_DAYS = ["0001-01-01", "9999-12-31", "1999-12-31", "2101-01-01"]
+
+
+@pytest.mark.parametrize("day", EDGE_DAYS)
+@pytest.mark.parametrize("field", ["from", "to"])
+def test_windows_outside_2000_to_2100_are_refused(day: str, field: str) -> None:
+    args = {"window": "custom", "from": "2024-01-01", "to": "2024-01-02", field: day}
+    for text in (day, f"{day}T12:00"):
+        with pytest.raises(WindowError, match=f"'{text}': the year must be 2000 to 2100"):
+            window_from_args({**args, field: text}, "UTC", utc_ms("2025-10-27T09:00", "UTC"))
+
+
+def test_the_last_day_of_2100_is_a_window() -> None:
+    now = utc_ms("2025-10-27T09:00", "UTC")
+    w = window_from_args({"window": "custom", "from": "2100-12-01", "to": "2100-12-31"}, "UTC", now)
+    assert w.t1_ms == utc_ms("2101-01-01T00:00", "UTC") and "Wed 1 Dec 2100" in w.label
+
+
+def _edge_urls() -> list[tuple[str, str]]:
+    """(url, the reason its answer must give) for every date a page or the CSV takes."""
+    urls = []
+    for day in ("0001-01-01", "9999-12-31"):
+        reason = f"&#39;{day}&#39;: the year must be 2000 to 2100"
+        for page in ("/heatmap", "/dwell", "/queues", "/flow"):
+            urls.append((f"{page}?window=custom&from=2024-01-01&to={day}", reason))
+        urls.append((f"/alerts?window=custom&from={day}&to=2024-01-01", reason))
+        urls.append((f"/export/agg_footfall.csv?window=custom&from={day}&to={day}", reason))
+        for period in ("hour", "day", "week", "month"):
+            urls.append((f"/trends?period={period}&date={day}", reason))
+        urls.append((f"/trends?window=custom&from={day}&to={day}", reason))
+        urls.append((f"/compare?mode=change&change={day}", reason))
+        for field in ("a_from", "a_to", "b_from", "b_to"):
+            urls.append((f"/compare?{field}={day}", reason))
+    return urls
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+    client = make_app(tmp_path_factory.mktemp("edge")).test_client()
+    assert sign_in(client, "manager") == 302
+    return client
+
+
+@pytest.mark.parametrize("url, reason", _edge_urls())
+def test_edge_dates_are_a_400_with_the_reason(manager: FlaskClient, url: str, reason: str) -> None:
+    response = manager.get(url)
+    assert response.status_code == 400
+    assert reason in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("page", ["/", "/live", "/health"])
+def test_pages_without_a_window_ignore_an_edge_one(manager: FlaskClient, page: str) -> None:
+    for day in ("0001-01-01", "9999-12-31"):
+        assert manager.get(f"{page}?window=custom&from={day}&to={day}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query, reason",
+    [
+        ("period=fortnight", "unknown period &#39;fortnight&#39;; one of hour, day, week, month"),
+        ("k=abc", "k: &#39;abc&#39; is not a whole number from 0 to 100"),
+        ("k=101", "k: &#39;101&#39; is not a whole number from 0 to 100"),
+        ("k=-1", "k: &#39;-1&#39; is not a whole number from 0 to 100"),
+    ],
+)
+def test_unknown_csv_period_or_k_is_a_400_naming_what_is_allowed(
+    manager: FlaskClient, query: str, reason: str
+) -> None:
+    response = manager.get(f"/export/agg_footfall.csv?{query}")
+    assert response.status_code == 400 and reason in response.get_data(as_text=True)
+    assert manager.get("/export/agg_footfall.csv?period=&k=").status_code == 200  # empty: off
+
+
+@pytest.mark.parametrize("page", ["/heatmap", "/flow"])
+def test_a_bad_k_on_a_page_is_explained(manager: FlaskClient, page: str) -> None:
+    response = manager.get(f"{page}?k=1e9")
+    assert response.status_code == 400
+    assert "k: &#39;1e9&#39; is not a whole number from 0 to 100" in response.get_data(as_text=True)
+    assert manager.get(f"{page}?k=5").status_code == 200
+
+
+@pytest.mark.parametrize("command", ["export", "analyze"])
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31T23:59:59Z", "2101-01-01"])
+def test_the_cli_refuses_edge_dates_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, day: str
+) -> None:
+    db = str(tmp_path / "box.db")
+    args = [command, "--config", str(EXAMPLE), "--db", db, "--from", "2024-01-01", "--to", day]
+    if command == "export":
+        args += ["--table", "agg_footfall", "--out", str(tmp_path / "out.csv")]
+    assert main(args) == 2
+    assert f"argument --to: '{day}': the year must be 2000 to 2100" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_cli_export_names_the_allowed_periods(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["export", "--config", str(EXAMPLE), "--db", str(tmp_path / "box.db"), "--table"]
+    args += ["agg_footfall", "--from", "2024-01-01", "--to", "2024-01-02", "--out"]
+    args += [str(tmp_path / "out.csv"), "--period", "fortnight"]
+    assert main(args) == 2
+    assert "invalid choice: 'fortnight' (choose from" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()

@@ -57,6 +57,10 @@ def _page(s: Scope) -> str:
     )  # fmt: skip
 
 
+#: the largest id SQLite can hold: a larger one in the URL is no such alert (not an OverflowError)
+MAX_ROWID = 2**63 - 1
+
+
 @bp.get("/alerts")
 @requires("view")
 def alerts() -> tuple[str, int]:
@@ -69,7 +73,7 @@ def alerts() -> tuple[str, int]:
 @requires("acknowledge")
 def acknowledge_alert(alert_id: int) -> str | BaseResponse:
     """Acknowledge one alert, then show the page again (htmx: the fragment)."""
-    if get_alert(read_db(), alert_id) is None:
+    if alert_id > MAX_ROWID or get_alert(read_db(), alert_id) is None:
         abort(404)
     user = current_user()
     assert user is not None  # requires() let only signed-in users through

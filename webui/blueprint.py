@@ -1,7 +1,8 @@
 """The pages' blueprint: whole pages or htmx fragments, and the scope pages read by.
 
 A page answers with :func:`render_page`; it reads the store, its time zone, now and
-the asked-for window from :func:`scope`.
+the asked-for window from :func:`scope`. The blueprint also guards the whole app's
+JSON bodies (:func:`webui.bodies.refuse_unsafe_json`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Blueprint, render_template, request
 
 from appliance.config import BoxConfig
 from webui.app import context
+from webui.bodies import refuse_unsafe_json
 from webui.floorplan import ZONE_KIND_LABELS
 from webui.periods import (
     WINDOWS,
@@ -26,6 +28,7 @@ from webui.periods import (
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
+bp.before_app_request(refuse_unsafe_json)
 
 
 def is_htmx() -> bool:

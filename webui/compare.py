@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import request
 
@@ -17,7 +17,7 @@ from webui.auth import requires
 from webui.blueprint import Scope, bp, render_page, scope
 from webui.coverage import CoverageSummary, bucket_status, summarise
 from webui.db import read_db
-from webui.periods import Window, WindowError, local, parse_local
+from webui.periods import Window, WindowError, local, parse_day, parse_local
 
 MAX_DAYS = 366
 
@@ -119,7 +119,7 @@ def chosen_ranges(args: dict[str, str], s: Scope) -> tuple[str, Window, Window]:
     today = local(s.now_ms, s.tz).date()
     mode = args.get("mode", "ab")
     if mode == "change":
-        change = date.fromisoformat(args["change"]) if args.get("change") else today
+        change = parse_day(args["change"]) if args.get("change") else today
         try:
             days = int(args.get("days", "7"))
         except ValueError as exc:
@@ -153,7 +153,7 @@ def compare() -> tuple[str, int]:
     args = request.args.to_dict()
     try:
         mode, a, b = chosen_ranges(args, s)
-    except (WindowError, ValueError) as exc:
+    except WindowError as exc:
         error = str(exc)
         mode, a, b = chosen_ranges({}, s)
     conn = read_db()

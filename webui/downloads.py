@@ -8,6 +8,8 @@ and its coverage status, so that a gap in the file never reads as a zero.
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -16,25 +18,52 @@ from flask import Response, abort, request, url_for
 from appliance.analytics.rollups import PERIODS, Period
 from appliance.export import TABLES, read_table
 from webui.auth import requires
-from webui.blueprint import bp, scope
+from webui.blueprint import Scope, bp, scope
 from webui.coverage import bucket_status, by_period
 from webui.db import read_db
-from webui.periods import Window
+from webui.periods import Window, WindowError
 
 logger = logging.getLogger(__name__)
 
+#: the largest k of k-suppression a page or CSV download takes
+MAX_K = 100
+_WHOLE = re.compile(r"[0-9]{1,3}")
+
 
 def period_arg(value: str | None) -> Period | None:
-    """``hour``/``day``/``week``/``month`` from a query string, else None (5-minute buckets)."""
-    return value if value in PERIODS else None
+    """``hour``/``day``/``week``/``month`` from a query string; none or empty: 5-minute buckets.
+
+    Raises:
+        WindowError: any other value.
+    """
+    if not value:
+        return None
+    if value not in PERIODS:
+        raise WindowError(f"unknown period {value!r}; one of {', '.join(PERIODS)} (or none)")
+    return value
 
 
 def k_arg(value: str | None) -> int:
-    """The k of k-suppression from a query string (0: off); junk counts as off."""
-    try:
-        return max(0, min(100, int(value or 0)))
-    except ValueError:
+    """The k of k-suppression from a query string; none or empty: 0 (off).
+
+    Raises:
+        WindowError: not a whole number from 0 to :data:`MAX_K`.
+    """
+    text = (value or "").strip()
+    if not text:
         return 0
+    if not _WHOLE.fullmatch(text) or int(text) > MAX_K:
+        raise WindowError(f"k: {value!r} is not a whole number from 0 to {MAX_K}")
+    return int(text)
+
+
+def page_k(s: Scope) -> tuple[Scope, int]:
+    """A page's k; a bad one is the page's error (a 400) and the page shows k 0, the default."""
+    try:
+        return s, k_arg(request.args.get("k"))
+    except WindowError as exc:
+        logger.info("k refused for %s: %s", request.full_path, exc)
+        return replace(s, error="; ".join(filter(None, (s.error, str(exc))))), 0
 
 
 def with_local_time(df: pd.DataFrame, statuses: pd.Series, tz: str) -> pd.DataFrame:
@@ -54,10 +83,14 @@ def export_csv(table: str) -> Response:
     if table not in TABLES:
         abort(404)
     s = scope()
-    if s.error:
-        abort(400, s.error)
-    period = period_arg(request.args.get("period"))
-    k = k_arg(request.args.get("k"))
+    try:
+        if s.error:
+            raise WindowError(s.error)
+        period = period_arg(request.args.get("period"))
+        k = k_arg(request.args.get("k"))
+    except WindowError as exc:
+        logger.warning("CSV %s refused: %s", table, exc)
+        abort(400, str(exc))
     w = s.window
     conn = read_db()
     df = read_table(conn, table, w.t0_ms, w.t1_ms, period=period, tz=s.tz, k=k)

@@ -47,7 +47,7 @@ from appliance.config_edit import (
     set_zones,
 )
 from vision.homography import CalibrationError, fit_homography
-from vision.snapshots import ImageError, check_plan_image
+from vision.snapshots import DECODE_RETRY_S, DecoderBusyError, ImageError, check_plan_image
 from webui.app import context
 from webui.auth import requires
 
@@ -266,22 +266,28 @@ def plan_scale() -> BaseResponse | tuple[str, int]:
 
 @bp.post("/plan/image")
 @requires("edit_config")
-def plan_upload() -> BaseResponse | tuple[str, int]:
-    """Upload the floor plan drawing (PNG or JPEG, checked by decoding it)."""
+def plan_upload() -> BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    """Upload the floor plan drawing (PNG or JPEG within the decoded-pixel budget).
+
+    Only the image's re-encoded pixels are stored; a second upload while one is being
+    decoded is a 503 with ``Retry-After``.
+    """
     upload = request.files.get("image")
     if upload is None or not upload.filename:
         return _back_with("choose a PNG or JPEG file to upload", 400)
-    data = upload.read()
     try:
-        info = check_plan_image(data)
+        info = check_plan_image(upload.read())
     except ImageError as exc:
         return _back_with(f"{upload.filename}: {exc}", 400)
+    except DecoderBusyError as exc:
+        page, status = _back_with(f"{upload.filename}: {exc}", 503)
+        return page, status, {"Retry-After": str(DECODE_RETRY_S)}
     config_path = context().config_path
     name = f"{config_path.stem}.plan{info.suffix}"
     plan = context().config.floor_plan
     depth = round(plan.width_m * info.height / info.width, 3)  # keep the drawing's proportions
     try:
-        atomic_write(config_path.parent / name, data)
+        atomic_write(config_path.parent / name, info.data)
     except OSError as exc:
         logger.exception("editor: cannot write the plan image next to %s", config_path)
         return _back_with(f"cannot store the image: {exc.strerror or exc}", 500)

@@ -10,14 +10,13 @@ import sqlite3
 from dataclasses import dataclass
 
 import pandas as pd
-from flask import request
 
 from appliance.analytics.engine import FUNNEL_STEPS
 from webui.auth import requires
 from webui.blueprint import bp, page_status, render_page, scope
 from webui.coverage import bucket_status, summarise
 from webui.db import read_db
-from webui.downloads import k_arg
+from webui.downloads import page_k
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,7 @@ def read_funnel(
 @requires("view")
 def flow() -> tuple[str, int]:
     """Where people go next, and how many reach a display and a checkout."""
-    s = scope("today")
-    k = k_arg(request.args.get("k"))
+    s, k = page_k(scope("today"))
     w = s.window
     conn = read_db()
     order = [z.id for z in s.config.zones]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from flask import request
 
 from appliance.analytics.metrics import MetricSettings
 from appliance.config import BoxConfig
@@ -22,7 +21,7 @@ from webui.auth import requires
 from webui.blueprint import bp, page_status, render_page, scope
 from webui.coverage import bucket_status, summarise
 from webui.db import read_db
-from webui.downloads import k_arg
+from webui.downloads import page_k
 from webui.floorplan import plan_of
 
 MAX_CELLS = 2500
@@ -93,8 +92,7 @@ def build_heat(cells: pd.DataFrame, display_m: float, k: int) -> Heat:
 @requires("view")
 def heatmap() -> tuple[str, int]:
     """Where people spent their time, over the plan (window, k-suppression)."""
-    s = scope("today")
-    k = k_arg(request.args.get("k"))
+    s, k = page_k(scope("today"))
     base_m = MetricSettings().heatmap_cell_m
     factor = merge_factor(s.config, base_m)
     conn = read_db()

@@ -2,7 +2,9 @@
 
 Every stored time is UTC milliseconds; a window is ``[t0_ms, t1_ms)`` in UTC, chosen
 in the store's time zone. Aggregates exist for closed 5-minute buckets only, so the
-rolling windows end at the last closed bucket.
+rolling windows end at the last closed bucket. Every date a page is asked for is
+parsed here, and refused outside the years 2000-2100 (see
+:func:`appliance.export.year_error`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 
 from appliance.analytics.engine import BUCKET_MS
 from appliance.analytics.rollups import Period
+from appliance.export import year_error
 
 #: the window choices every page with a window offers, in menu order
 WINDOWS = {
@@ -103,6 +106,31 @@ def add_local_days(ms: int, days: int, tz: str) -> int:
     return to_utc_ms(wall, tz)
 
 
+def _check_year(when: date, text: str) -> None:
+    """Refuse ``when`` (parsed from ``text``) unless its year may be asked for.
+
+    Raises:
+        WindowError: the year is outside :data:`appliance.export.MIN_YEAR` .. ``MAX_YEAR``.
+    """
+    problem = year_error(when, text)
+    if problem:
+        raise WindowError(problem)
+
+
+def parse_day(text: str) -> date:
+    """A ``YYYY-MM-DD`` date from a query string (every page's date choices come here).
+
+    Raises:
+        WindowError: no such date, or a year outside 2000-2100.
+    """
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as exc:
+        raise WindowError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+    _check_year(day, text)
+    return day
+
+
 def parse_local(text: str, tz: str, *, end: bool = False) -> int:
     """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM`` local time → UTC ms.
 
@@ -112,18 +140,20 @@ def parse_local(text: str, tz: str, *, end: bool = False) -> int:
         end: a bare date means the end of that day (the next midnight).
 
     Raises:
-        WindowError: the text is no such date or time.
+        WindowError: the text is no such date or time, or its year is outside 2000-2100.
     """
     text = text.strip()
     try:
         if len(text) == 10:
             day = datetime.strptime(text, "%Y-%m-%d")
-            return to_utc_ms(day + timedelta(days=1 if end else 0), tz)
-        return to_utc_ms(datetime.strptime(text, _INPUT_FORMAT), tz)
+        else:
+            day = datetime.strptime(text, _INPUT_FORMAT)
     except ValueError as exc:
         raise WindowError(
             f"{text!r} is not a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM)"
         ) from exc
+    _check_year(day, text)
+    return to_utc_ms(day + timedelta(days=1 if end and len(text) == 10 else 0), tz)
 
 
 def last_closed_bucket_end(ms: int) -> int:

@@ -24,7 +24,7 @@ from webui.blueprint import Scope, bp, page_status, render_page, scope
 from webui.charts import align, chart, series
 from webui.db import read_db
 from webui.period_sums import coverage_by_period, period_bounds, sums
-from webui.periods import Window, WindowError, key_label, local, to_utc_ms
+from webui.periods import Window, WindowError, key_label, local, parse_day, to_utc_ms
 
 SPAN = {"hour": 1, "day": 7, "week": 12, "month": 6}  # days, days, weeks, months
 
@@ -151,14 +151,11 @@ def anchor_arg(text: str | None, s: Scope) -> date:
     """The chosen date (``YYYY-MM-DD``), default today in the store's time zone.
 
     Raises:
-        WindowError: not a date.
+        WindowError: not a date, or a year outside 2000-2100.
     """
     if not text:
         return local(s.now_ms, s.tz).date()
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise WindowError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+    return parse_day(text)
 
 
 @bp.get("/trends")
