@@ -21,6 +21,9 @@ from vision.tracking import TrackerSettings
 from vision.yaml_model import LocatedError, YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 CONFIG_VERSION = 1
+MAX_ZONES = MAX_LINES = 200
+MAX_VERTICES = 200
+MAX_CALIBRATION_PAIRS = 100
 Point = tuple[float, float]
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

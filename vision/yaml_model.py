@@ -19,6 +19,10 @@ from ruamel.yaml.error import MarkedYAMLError
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[int | str, ...]
 
+MAX_YAML_BYTES = 256 * 1024
+MAX_YAML_DEPTH = 50
+MAX_YAML_NODES = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class YamlIssue:
