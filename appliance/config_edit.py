@@ -289,7 +289,7 @@ def atomic_save(
     """
     target = Path(path)
     text = doc.text()
-    config = parse_config(text, str(target))
+    config = parse_config(text, str(target), folder=target.parent)
     backup = _backup(target, now or datetime.now(UTC), keep_backups)
     atomic_write(target, text.encode("utf-8"))
     logger.info("saved %s (backup %s)", target, backup)

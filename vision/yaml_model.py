@@ -117,7 +117,7 @@ def _too_large(file: str, size: int) -> YamlIssue:
 
 def _budget_issue(file: str, text: str) -> YamlIssue | None:
     """The first place the text goes over the depth or node budget, if it does."""
-    depth = nodes = 0
+    nodes = 0
     anchored: dict[str, int] = {}  # anchor → values under it, aliases expanded
     opened: list[tuple[str | None, int]] = []  # (anchor, nodes before it) per open collection
     try:
@@ -131,18 +131,17 @@ def _budget_issue(file: str, text: str) -> YamlIssue | None:
             elif isinstance(event, CollectionStartEvent):
                 opened.append((event.anchor, nodes))
                 nodes += 1
-                depth += 1
             elif isinstance(event, CollectionEndEvent):
                 anchor, before = opened.pop()
                 if anchor is not None:
                     anchored[anchor] = nodes - before
-                depth -= 1
-            if depth > MAX_YAML_DEPTH or nodes > MAX_YAML_NODES:
-                if depth > MAX_YAML_DEPTH:
-                    message = f"nested more than {MAX_YAML_DEPTH} levels deep"
-                else:
-                    message = f"more than {MAX_YAML_NODES} values once aliases are expanded"
-                return YamlIssue(file, event.start_mark.line + 1, "(yaml)", message)
+            if len(opened) > MAX_YAML_DEPTH:
+                message = f"nested more than {MAX_YAML_DEPTH} levels deep"
+            elif nodes > MAX_YAML_NODES:
+                message = f"more than {MAX_YAML_NODES} values once aliases are expanded"
+            else:
+                continue
+            return YamlIssue(file, event.start_mark.line + 1, "(yaml)", message)
     except YAMLError:
         return None  # a syntax error: the parse proper reports it, with its line
     return None
@@ -193,6 +192,7 @@ def parse_model(
     file: str,
     error: type[YamlModelError],
     clean_loc: Callable[[Loc], Loc] = lambda loc: loc,
+    context: dict[str, Any] | None = None,
 ) -> M:
     """Parse YAML text and validate it as ``model``.
 
@@ -202,6 +202,7 @@ def parse_model(
         file: the name used in messages.
         error: the error class to raise (a :class:`YamlModelError`).
         clean_loc: drops pydantic-only parts (discriminated-union tags) from a location.
+        context: passed to the model's validators (pydantic's validation context).
 
     Raises:
         YamlModelError: YAML syntax or validation errors, each with its line; text over
@@ -215,13 +216,13 @@ def parse_model(
     if not isinstance(root, dict):
         raise error([YamlIssue(file, 1, "(top)", "the file must be a YAML mapping")])
     try:
-        return model.model_validate(_plain(root))
+        return model.model_validate(_plain(root), context=context)
     except ValidationError as exc:
         raise error(list(_issues(file, root, exc, clean_loc))) from exc
 
 
 def read_yaml_text(path: str | Path, error: type[YamlModelError]) -> str:
-    """A YAML file's text (UTF-8, newlines as ``\\n``), read up to :data:`MAX_YAML_BYTES`.
+    """A YAML file's text (UTF-8, line ends read as in text mode), at most :data:`MAX_YAML_BYTES`.
 
     Raises:
         YamlModelError: (``error``) the file is unreadable, too large, or not UTF-8
