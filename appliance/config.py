@@ -7,13 +7,25 @@ parser's node marks).
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from shapely.geometry import Polygon
+from shapely.validation import explain_validity
 
 from vision.detectors import DetectorConfig, OnnxDetectorConfig
 from vision.homography import CalibrationError, FloorMapping, fit_homography
@@ -21,6 +33,17 @@ from vision.tracking import TrackerSettings
 from vision.yaml_model import LocatedError, YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 CONFIG_VERSION = 1
+#: caps that keep a config (an editor save, later a hub push) cheap to validate and use
+MAX_ZONES = 200
+MAX_LINES = 200
+MAX_VERTICES = 200  # per zone
+MAX_CALIBRATION_PAIRS = 100  # per camera
+#: how far a zone or line may reach past the floor plan's edge: half the side (at least
+#: PLAN_MARGIN_M), because a new drawing or a rescale changes the plan's size before the
+#: installer has moved the zones (the editor must not refuse that step)
+PLAN_MARGIN_M = 0.5
+PLAN_MARGIN_SHARE = 0.5
+_MIN_LINE_M = 0.001  # the editor rounds to millimetres
 Point = tuple[float, float]
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -35,7 +58,8 @@ def _hhmm_time(v: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every number finite: `.nan` or `.inf` is an error naming its key
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class OpeningHours(_Model):
@@ -90,7 +114,7 @@ class CameraConfig(_Model):
     source: str = Field(min_length=1)
     fps: float = Field(gt=0, le=120)
     resolution: tuple[int, int]
-    calibration: list[CalibrationPair] = Field(min_length=4)
+    calibration: list[CalibrationPair] = Field(min_length=4, max_length=MAX_CALIBRATION_PAIRS)
     loop: bool = False
 
     @model_validator(mode="after")
@@ -114,11 +138,32 @@ class CameraConfig(_Model):
 
 
 class FloorPlan(_Model):
-    """The floor plan: a rectangle in metres, origin at the top-left corner."""
+    """The floor plan: a rectangle in metres, origin at the top-left corner.
+
+    Attributes:
+        image: the drawing, a file in the config file's folder (or below it).
+    """
 
     width_m: float = Field(gt=0, le=1000)
     depth_m: float = Field(gt=0, le=1000)
     image: str | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _in_config_folder(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        folder = (info.context or {}).get("folder")
+        if isinstance(folder, Path):  # the file's folder is known: follow symlinks
+            inside = (folder / v).resolve().is_relative_to(folder.resolve())
+        else:
+            lexical = os.path.normpath(v)
+            inside = not os.path.isabs(v) and lexical != ".." and not lexical.startswith("../")
+        if not inside:
+            raise ValueError(
+                f"{v!r} is outside the config file's folder (keep the image next to it)"
+            )
+        return v
 
 
 class LineConfig(_Model):
@@ -131,8 +176,8 @@ class LineConfig(_Model):
 
     @model_validator(mode="after")
     def _has_length(self) -> LineConfig:
-        if self.a == self.b:
-            raise ValueError("a line needs two different points")
+        if math.dist(self.a, self.b) < _MIN_LINE_M:
+            raise ValueError("a line needs two different points (at least 1 mm apart)")
         return self
 
 
@@ -141,16 +186,17 @@ class ZoneConfig(_Model):
 
     id: str = Field(pattern=_ID)
     kind: Literal["entrance", "display", "queue", "service_point", "checkout", "staff_only"]
-    polygon: list[Point] = Field(min_length=3)
+    polygon: list[Point] = Field(min_length=3, max_length=MAX_VERTICES)
 
     @model_validator(mode="after")
-    def _has_area(self) -> ZoneConfig:
-        xs = [p[0] for p in self.polygon]
-        ys = [p[1] for p in self.polygon]
-        area = 0.5 * abs(
-            sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(self.polygon)))
-        )
-        if area <= 1e-6:
+    def _simple_with_area(self) -> ZoneConfig:
+        shape = Polygon(self.polygon)
+        flat = shape.convex_hull.area <= 1e-6  # all its points on one line
+        if not flat and not shape.is_valid:  # edges that cross or touch: no clear inside
+            raise LocatedError(
+                ("polygon",), f"polygon is not a simple shape: {explain_validity(shape)}"
+            )
+        if flat or shape.area <= 1e-6:
             raise ValueError("polygon has no area")
         return self
 
@@ -380,8 +426,8 @@ class BoxConfig(_Model):
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
     cameras: list[CameraConfig] = Field(min_length=1, max_length=8)
     floor_plan: FloorPlan
-    lines: list[LineConfig] = Field(default_factory=list)
-    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list, max_length=MAX_LINES)
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=MAX_ZONES)
     alerts: list[AlertRule] = Field(default_factory=list)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -402,8 +448,25 @@ class BoxConfig(_Model):
                 if item.id in seen:
                     raise LocatedError((kind, i, "id"), f"duplicate id {item.id!r}")
                 seen.add(item.id)
+        self._check_on_plan()
         self._check_alerts()
         return self
+
+    def _check_on_plan(self) -> None:
+        w, d = self.floor_plan.width_m, self.floor_plan.depth_m
+        mx, my = (max(PLAN_MARGIN_M, PLAN_MARGIN_SHARE * side) for side in (w, d))
+        where = f"outside the floor plan (0..{w:g} x 0..{d:g} m, {mx:g} x {my:g} m margin)"
+
+        def check(loc: tuple[int | str, ...], x: float, y: float) -> None:
+            if not (-mx <= x <= w + mx and -my <= y <= d + my):
+                raise LocatedError(loc, f"[{x:g}, {y:g}] is {where}")
+
+        for i, line in enumerate(self.lines):
+            check(("lines", i, "a"), *line.a)
+            check(("lines", i, "b"), *line.b)
+        for i, zone in enumerate(self.zones):
+            for j, (x, y) in enumerate(zone.polygon):
+                check(("zones", i, "polygon", j), x, y)
 
     def _check_alerts(self) -> None:
         kinds = {c.id: "camera" for c in self.cameras} | {z.id: z.kind for z in self.zones}
@@ -462,13 +525,20 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return loc
 
 
-def parse_config(text: str, file: str = "<config>") -> BoxConfig:
+def parse_config(text: str, file: str = "<config>", *, folder: Path | None = None) -> BoxConfig:
     """Parse and validate YAML text.
+
+    Args:
+        text: the YAML.
+        file: the name used in messages.
+        folder: the config file's folder, if it has one: ``floor_plan.image`` must
+            resolve inside it (symlinks followed); without it, the path itself may not
+            be absolute or climb out with ``..``.
 
     Raises:
         ConfigError: YAML syntax errors or validation errors, each with its line.
     """
-    return parse_model(BoxConfig, text, file, ConfigError, _clean_loc)
+    return parse_model(BoxConfig, text, file, ConfigError, _clean_loc, {"folder": folder})
 
 
 def load_config(path: str | Path) -> BoxConfig:
@@ -477,4 +547,4 @@ def load_config(path: str | Path) -> BoxConfig:
     Raises:
         ConfigError: the file is missing, unreadable or invalid.
     """
-    return parse_config(read_yaml_text(path, ConfigError), str(path))
+    return parse_config(read_yaml_text(path, ConfigError), str(path), folder=Path(path).parent)

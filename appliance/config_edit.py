@@ -32,7 +32,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from appliance.config import BoxConfig, ConfigError, ConfigIssue, parse_config
-from vision.yaml_model import read_yaml_text
+from vision.yaml_model import check_budget, read_yaml_text
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +99,10 @@ def read_document(text: str, file: str = "<config>") -> ConfigDocument:
     """Load YAML text for editing, keeping its indentation style.
 
     Raises:
-        ConfigError: the text is not YAML or not a mapping.
+        ConfigError: the text is not YAML, not a mapping, or over the YAML budget (too
+            large, too deeply nested, an alias bomb).
     """
+    check_budget(text, file, ConfigError)
     try:
         root, sequence_indent, offset = load_yaml_guess_indent(text, yaml=_round_trip())
     except YAMLError as exc:
@@ -287,7 +289,7 @@ def atomic_save(
     """
     target = Path(path)
     text = doc.text()
-    config = parse_config(text, str(target))
+    config = parse_config(text, str(target), folder=target.parent)
     backup = _backup(target, now or datetime.now(UTC), keep_backups)
     atomic_write(target, text.encode("utf-8"))
     logger.info("saved %s (backup %s)", target, backup)

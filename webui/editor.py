@@ -34,7 +34,16 @@ from flask import (
 from ruamel.yaml.comments import CommentedMap
 from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.config import BoxConfig, CameraConfig, ConfigError, ZoneConfig
+from appliance.config import (
+    MAX_CALIBRATION_PAIRS,
+    MAX_LINES,
+    MAX_VERTICES,
+    MAX_ZONES,
+    BoxConfig,
+    CameraConfig,
+    ConfigError,
+    ZoneConfig,
+)
 from appliance.config_edit import (
     ConfigEditError,
     SavedConfig,
@@ -48,6 +57,7 @@ from appliance.config_edit import (
 )
 from vision.homography import CalibrationError, fit_homography
 from vision.snapshots import DECODE_RETRY_S, DecoderBusyError, ImageError, check_plan_image
+from vision.yaml_model import MAX_YAML_BYTES
 from webui.app import context
 from webui.auth import requires
 
@@ -62,6 +72,10 @@ Point = tuple[float, float]
 
 class EditInputError(ValueError):
     """The browser sent something the editor cannot use (the message says what)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _number(value: object, where: str) -> float:
@@ -85,6 +99,12 @@ def _form_number(name: str) -> float:
 
 
 def _json_body() -> dict[str, Any]:
+    """The request's JSON object; a body larger than a config file may be is not read."""
+    size = request.content_length
+    if size is None:
+        raise EditInputError("the request has no Content-Length", 411)
+    if size > MAX_YAML_BYTES:
+        raise EditInputError(f"the request has {size} bytes; at most {MAX_YAML_BYTES}", 413)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise EditInputError("the request body must be a JSON object")
@@ -99,10 +119,33 @@ def _objects(body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _pairs(body: Mapping[str, Any]) -> list[tuple[Point, Point]]:
+    pairs = _objects(body, "pairs")
+    if len(pairs) > MAX_CALIBRATION_PAIRS:
+        raise EditInputError(f"pairs: {len(pairs)} pairs; at most {MAX_CALIBRATION_PAIRS}")
     return [
         (_point(p.get("image"), f"pairs[{i}].image"), _point(p.get("floor"), f"pairs[{i}].floor"))
-        for i, p in enumerate(_objects(body, "pairs"))
+        for i, p in enumerate(pairs)
     ]
+
+
+def _status(exc: Exception) -> int:
+    """The HTTP status of refused input: 400 unless an :class:`EditInputError` says otherwise."""
+    return exc.status if isinstance(exc, EditInputError) else 400
+
+
+def _layout_items(body: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The zones and lines of a layout save, held to the config's caps before any lock."""
+    zones, lines = _objects(body, "zones"), _objects(body, "lines")
+    for key, items, cap in (("zones", zones, MAX_ZONES), ("lines", lines, MAX_LINES)):
+        if len(items) > cap:
+            raise EditInputError(f"{key}: {len(items)} {key}; at most {cap}")
+    for i, zone in enumerate(zones):
+        polygon = zone.get("polygon")
+        if isinstance(polygon, list) and len(polygon) > MAX_VERTICES:
+            raise EditInputError(
+                f"zones.{i}.polygon: {len(polygon)} points; a zone has at most {MAX_VERTICES}"
+            )
+    return zones, lines
 
 
 def _camera(camera_id: str) -> CameraConfig:
@@ -205,10 +248,9 @@ def index() -> str:
 def layout() -> Response | tuple[Response, int]:
     """Save zones and lines (JSON ``{"zones": [...], "lines": [...]}``)."""
     try:
-        body = _json_body()
-        zones, lines = _objects(body, "zones"), _objects(body, "lines")
+        zones, lines = _layout_items(_json_body())
     except EditInputError as exc:
-        return _json_error(str(exc), 400)
+        return _json_error(str(exc), exc.status)
 
     def edit(root: CommentedMap) -> None:
         set_zones(root, zones)
@@ -370,7 +412,7 @@ def calibration_check(camera_id: str) -> Response | tuple[Response, int]:
     try:
         return jsonify(calibration_report(_pairs(_json_body())))
     except (EditInputError, CalibrationError) as exc:
-        return _json_error(str(exc), 400)
+        return _json_error(str(exc), _status(exc))
 
 
 @bp.post("/cameras/<camera_id>/calibration")
@@ -382,7 +424,7 @@ def calibration_save(camera_id: str) -> Response | tuple[Response, int]:
         pairs = _pairs(_json_body())
         report = calibration_report(pairs)
     except (EditInputError, CalibrationError) as exc:
-        return _json_error(str(exc), 400)
+        return _json_error(str(exc), _status(exc))
 
     def answer(_saved: SavedConfig) -> dict[str, object]:
         rms = report["reprojection_error_m"]

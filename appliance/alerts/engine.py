@@ -2,8 +2,9 @@
 
 Start-up reads the config (and roster) and restores the alerts still active in
 ``alert_log``, so a restart never raises them twice. :meth:`AlertEngine.reload` swaps
-in new rules only if the whole file (and roster) is valid; otherwise the last good
-rules stay and the errors (``FILE:LINE: ...``) are logged and kept in ``errors``.
+in new rules only if the whole file (and roster) is valid and its outputs start;
+otherwise the last good rules stay and the errors (``FILE:LINE: ...``) are logged once,
+as a warning, and kept in ``errors``. No reload failure of any kind stops the tick.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class AlertEngine:
         self.state = AlertState()
         self._webhooks: list[tuple[WebhookSender, int]] = []
         self._buzzer: Buzzer | None = None
-        self._start_outputs(self.setup)
+        self._start_outputs(self.setup, self._open_buzzer(self.setup))
         self._restore()
 
     @property
@@ -170,7 +171,18 @@ class AlertEngine:
                 stale.append(alert.rule_id)
         self._clear_rules(stale, "rule removed")
 
-    def _start_outputs(self, setup: AlertSetup) -> None:
+    def _open_buzzer(self, setup: AlertSetup) -> Buzzer | None:
+        """The buzzer of a setup (opened before anything of the old setup is let go).
+
+        Raises:
+            RuntimeError: the GPIO line cannot be requested.
+        """
+        buzzer = setup.config.alerting.buzzer
+        if buzzer is None:
+            return None
+        return Buzzer(self._gpio or open_gpio(buzzer), buzzer.min_severity)
+
+    def _start_outputs(self, setup: AlertSetup, buzzer: Buzzer | None) -> None:
         alerting: AlertingConfig = setup.config.alerting
         for sender, _ in self._webhooks:
             sender.close(timeout_s=1.0)
@@ -189,15 +201,13 @@ class AlertEngine:
         ]
         if self._buzzer is not None and self._gpio is None:
             self._buzzer.close()
-        buzzer = alerting.buzzer
-        if buzzer is None:
-            self._buzzer = None
-        else:
-            backend = self._gpio or open_gpio(buzzer)
-            self._buzzer = Buzzer(backend, buzzer.min_severity)
+        self._buzzer = buzzer
 
     def reload(self, config_path: str | Path | None = None) -> bool:
         """Re-read the config and roster; keep the last good rules if either is bad.
+
+        A failure of any kind (an invalid file, a missing secret, a buzzer that cannot
+        be opened, a bug) leaves the last good rules running; it is logged as one warning.
 
         Returns:
             True if the new rules are in use; False (and ``errors`` says why) if not.
@@ -205,20 +215,35 @@ class AlertEngine:
         path = Path(config_path) if config_path is not None else self.config_path
         try:
             setup = load_setup(path)
+            self._swap(setup)
         except ConfigError as exc:
             self.errors = [str(issue) for issue in exc.issues]
         except (RosterError, AlertSetupError) as exc:
             self.errors = [str(exc)]
+        except Exception as exc:  # whatever it is, the last good rules keep running
+            logger.debug("reloading %s failed", path, exc_info=True)
+            self.errors = [f"{path}: cannot use the new config: {type(exc).__name__}: {exc}"]
         else:
-            self._swap(setup)
             self.config_path, self.errors = path, []
             logger.info("alert rules reloaded from %s: %d rule(s)", path, len(setup.config.alerts))
             return True
-        for error in self.errors:
-            logger.error("alert rules not reloaded, keeping the last good ones: %s", error)
+        logger.warning(
+            "alert rules not reloaded from %s, keeping the last good ones: %s",
+            path,
+            "; ".join(self.errors),
+        )
         return False
 
     def _swap(self, setup: AlertSetup) -> None:
+        """Put ``setup`` in use; if its outputs cannot start, nothing changes.
+
+        Raises:
+            RuntimeError: the new buzzer's GPIO line cannot be requested.
+        """
+        outputs = (
+            setup.config.alerting != self.config.alerting or setup.secrets != self.setup.secrets
+        )
+        buzzer = self._open_buzzer(setup) if outputs else None
         old = {r.id: r for r in self.config.alerts}
         new = {r.id: r for r in setup.config.alerts}
         changed = [rid for rid, rule in old.items() if new.get(rid) != rule]
@@ -227,8 +252,8 @@ class AlertEngine:
         self._clear_rules(changed, "rule changed or removed")
         for rid in changed:
             self.state.drop(rid)
-        if setup.config.alerting != self.config.alerting or setup.secrets != self.setup.secrets:
-            self._start_outputs(setup)
+        if outputs:
+            self._start_outputs(setup, buzzer)
         self.setup = setup
 
     def _clear_rules(self, rule_ids: list[str], why: str) -> None:
