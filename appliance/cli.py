@@ -154,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         def report(snap: LiveSnapshot, transitions: list[Transition]) -> None:
             box.health.customers_queued(snap.queue_lengths)
+            box.health.service_state("alerts", "running", "; ".join(alerts.errors))
             for t in transitions:
                 if t.action == "raise":
                     box.health.alert_raised(t.rule.id)

@@ -141,15 +141,24 @@ def _update(target: CommentedMap, values: Mapping[str, Any]) -> CommentedMap:
     return target
 
 
+def _kept(by_id: dict[str, CommentedMap], item: Mapping[str, Any]) -> CommentedMap:
+    """The old map with ``item``'s id (taken out of ``by_id``), or a new one.
+
+    An id that is not a string matches nothing (validation then names it).
+    """
+    item_id = item.get("id")
+    return by_id.pop(item_id, CommentedMap()) if isinstance(item_id, str) else CommentedMap()
+
+
 def _set_items(root: CommentedMap, key: str, items: Sequence[Mapping[str, Any]]) -> None:
     """Replace the list ``root[key]`` of ``{id: …}`` maps; a kept id keeps its map's comments."""
     old = root.get(key)
     by_id = {
-        item.get("id"): item
+        item["id"]: item
         for item in (old if isinstance(old, list) else [])
-        if isinstance(item, CommentedMap)
+        if isinstance(item, CommentedMap) and isinstance(item.get("id"), str)
     }
-    seq = CommentedSeq(_update(by_id.pop(item.get("id"), CommentedMap()), item) for item in items)
+    seq = CommentedSeq(_update(_kept(by_id, item), item) for item in items)
     if isinstance(old, CommentedSeq):
         seq.ca.comment = old.ca.comment
     root[key] = seq

@@ -318,10 +318,12 @@ class Health:
                 n: {"state": s.state, "restarts": s.restarts, "detail": s.detail}
                 for n, s in self._services.items()
             }
+            # a running service with a detail works on, but not as configured (e.g. the
+            # alert engine kept its last good rules because the new file is invalid)
             reasons += [
                 f"service {n}: {s.state} ({s.detail})"
                 for n, s in self._services.items()
-                if s.state in ("restarting", "down")
+                if s.state in ("restarting", "down") or (s.state == "running" and s.detail)
             ]
             jobs = {
                 j: {

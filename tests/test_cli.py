@@ -147,6 +147,17 @@ def test_run_under_systemd_serves_health_and_logs_json(tmp_path: Path, vtest: Pa
             assert r.headers["Content-Type"] == "image/jpeg"
             assert r.headers["Cache-Control"].startswith("no-store")
             assert r.read(2) == b"\xff\xd8"  # the live frame from the RAM ring buffer
+        cfg.write_bytes(cfg.read_bytes() + b"# \xff\n")  # a bad byte: the alerts keep their rules
+
+        def alerts_degraded() -> bool:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+            except urllib.error.HTTPError as err:
+                reasons = json.load(err)["reasons"]
+                return any(r.startswith("service alerts: running") for r in reasons)
+            return False
+
+        wait_for(alerts_degraded, 30, "/healthz to say the alert engine kept its last rules")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         while "STOPPING=1" not in messages:

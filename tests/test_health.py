@@ -139,6 +139,24 @@ def test_every_reason_to_be_degraded(config: BoxConfig, tmp_path: Path, clocks: 
     assert any(r.startswith("disk: ") and r.endswith("below 100000000 MiB") for r in reasons)
 
 
+def test_a_service_running_on_its_last_good_config_is_degraded(
+    config: BoxConfig, tmp_path: Path, clocks: Clocks
+) -> None:
+    health = make_health(config, tmp_path, clocks)
+    health.set_camera_state("courtyard", T0 * 1000, "up", "")
+    health.service_state("alerts", "running")
+    assert "service alerts" not in " ".join(health.health_report()["reasons"])
+    health.service_state("alerts", "running", "store.yaml:3: (file): byte 0xff is not UTF-8")
+    report = health.health_report()
+    assert report["status"] == "degraded"
+    assert (
+        "service alerts: running (store.yaml:3: (file): byte 0xff is not UTF-8)"
+        in (report["reasons"])
+    )
+    health.service_state("alerts", "running")  # the file is mended: the new rules are in use
+    assert "service alerts" not in " ".join(health.health_report()["reasons"])
+
+
 def test_a_database_write_error_shows_for_a_minute(
     config: BoxConfig, tmp_path: Path, clocks: Clocks
 ) -> None:
