@@ -94,7 +94,7 @@ def _process_video(
     from tqdm import tqdm
 
     from appliance.cameras import build_detector, process_file
-    from vision.mot_eval import MotRow, write_mot
+    from lab.mot_eval import MotRow, write_mot
 
     rows: list[MotRow] = []
     bar = tqdm(total=_frame_count(video), unit="frame", disable=quiet or None, file=sys.stderr)
@@ -182,7 +182,7 @@ def _host_port(text: str) -> tuple[str, int]:
 
 def cmd_bench_vision(args: argparse.Namespace) -> int:
     """Our pipeline vs ultralytics' stock loop on the same model and video."""
-    from appliance.bench_vision import bench_vision
+    from lab.bench.vision import bench_vision
     from vision.assets import demo_video
 
     video = Path(args.video) if args.video else demo_video()
@@ -206,7 +206,7 @@ def cmd_bench_vision(args: argparse.Namespace) -> int:
 
 def cmd_bench_analytics(args: argparse.Namespace) -> int:
     """Engine throughput vs supervision, and a busy day recomputed."""
-    from appliance.bench_analytics import bench_analytics
+    from lab.bench.analytics import bench_analytics
 
     r = bench_analytics(args.visitors)
     if args.json:
@@ -228,7 +228,7 @@ def cmd_bench_analytics(args: argparse.Namespace) -> int:
 
 def cmd_bench_webui(args: argparse.Namespace) -> int:
     """The dashboard's server time per page on a month of synthetic aggregates."""
-    from appliance.bench_webui import bench_webui
+    from lab.bench.webui import bench_webui
 
     r = bench_webui(args.repeat)
     if args.json:
@@ -255,7 +255,7 @@ def cmd_bench_webui(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a store scenario; write observations.csv (the ingest format) and truth.json."""
-    from vision.sim import LayoutError, ScenarioError, simulate_file
+    from lab.sim import LayoutError, ScenarioError, simulate_file
 
     try:
         sim = simulate_file(args.scenario, args.seed)
@@ -277,9 +277,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Feed a simulated store into a database as time passes (live data without cameras)."""
     import signal
 
-    from appliance.replay import SimReplay, simulate_scenario
+    from lab.replay import SimReplay, simulate_scenario
+    from lab.sim import LayoutError, ScenarioError
     from local_db import DbWriter
-    from vision.sim import LayoutError, ScenarioError
 
     if args.speed <= 0 or args.start_s < 0:
         print("replay: --speed must be positive and --start-s not negative", file=sys.stderr)
@@ -307,7 +307,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
     """The engine against simulated ground truth, per layout, seed and noise mode."""
-    from appliance.accuracy import markdown, replace_block, run_scenario, summary_row
+    from lab.accuracy import markdown, replace_block, run_scenario, summary_row
 
     rows, runs = [], []
     for layout in args.layouts:
@@ -335,7 +335,7 @@ def cmd_eval_mot(args: argparse.Namespace) -> int:
     """MOTA / IDF1 / HOTA of a result file, or of our tracker run on a video."""
     import tempfile
 
-    from vision.mot_eval import MotFormatError, evaluate_mot, format_scores
+    from lab.mot_eval import MotFormatError, evaluate_mot, format_scores
 
     try:
         if args.result:

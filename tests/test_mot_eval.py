@@ -1,4 +1,4 @@
-"""Tests of vision.mot_eval on the MOTChallenge sequences that py-motmetrics ships."""
+"""Tests of lab.mot_eval on the MOTChallenge sequences that py-motmetrics ships."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vision.mot_eval import (
+from lab.mot_eval import (
     MotFormatError,
     MotRow,
     MotScores,

@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 from shapely.geometry import Polygon
 
 from appliance.config import load_config
-from vision.sim import (
+from lab.sim import (
     OBSERVATION_COLUMNS,
     STORE_ZONE_ID,
     LayoutError,
@@ -28,9 +28,9 @@ from vision.sim import (
     parse_scenario,
     simulate,
 )
-from vision.sim.distributions import Fixed
-from vision.sim.layout import build_layout
-from vision.sim.scenario import Abandon, CameraOutage, Noise
+from lab.sim.distributions import Fixed
+from lab.sim.layout import build_layout
+from lab.sim.scenario import Abandon, CameraOutage, Noise
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "sim"

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
-from vision.sim.distributions import Distribution, Lognormal, Normal
-from vision.sim.geometry import GeometryError, StoreGeometry, geometry_from_config_dict
+from lab.sim.distributions import Distribution, Lognormal, Normal
+from lab.sim.geometry import GeometryError, StoreGeometry, geometry_from_config_dict
 from vision.yaml_model import YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 log = logging.getLogger(__name__)

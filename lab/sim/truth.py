@@ -28,7 +28,7 @@ import pandas as pd
 import shapely
 from shapely.geometry import Polygon
 
-from vision.sim.geometry import Line, Zone
+from lab.sim.geometry import Line, Zone
 
 STORE_ZONE_ID = "__store__"
 """The ``zone_id`` of whole-store occupancy rows."""

@@ -15,8 +15,8 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
 
-from vision.sim.geometry import Line, Point, StoreGeometry, Zone, standing_points
-from vision.sim.scenario import Scenario, Till
+from lab.sim.geometry import Line, Point, StoreGeometry, Zone, standing_points
+from lab.sim.scenario import Scenario, Till
 
 log = logging.getLogger(__name__)
 

@@ -4,24 +4,24 @@ Used to measure the analytics engine against answers known exactly. It never
 imports ``appliance``: the store geometry is read from a config's plain YAML.
 """
 
-from vision.sim.geometry import (
+from lab.sim.geometry import (
     GeometryError,
     Line,
     StoreGeometry,
     Zone,
     geometry_from_config_dict,
 )
-from vision.sim.layout import LayoutError
-from vision.sim.result import OBSERVATION_COLUMNS, SimResult, SimStats
-from vision.sim.run import simulate, simulate_file
-from vision.sim.scenario import (
+from lab.sim.layout import LayoutError
+from lab.sim.result import OBSERVATION_COLUMNS, SimResult, SimStats
+from lab.sim.run import simulate, simulate_file
+from lab.sim.scenario import (
     Scenario,
     ScenarioError,
     load_scenario,
     load_store_geometry,
     parse_scenario,
 )
-from vision.sim.truth import STORE_ZONE_ID
+from lab.sim.truth import STORE_ZONE_ID
 
 __all__ = [
     "OBSERVATION_COLUMNS",
