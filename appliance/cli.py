@@ -94,7 +94,7 @@ def _process_video(
     from tqdm import tqdm
 
     from appliance.cameras import build_detector, process_file
-    from lab.mot_eval import MotRow, write_mot
+    from vision.mot_format import MotRow, write_mot
 
     rows: list[MotRow] = []
     bar = tqdm(total=_frame_count(video), unit="frame", disable=quiet or None, file=sys.stderr)
@@ -335,7 +335,8 @@ def cmd_eval_mot(args: argparse.Namespace) -> int:
     """MOTA / IDF1 / HOTA of a result file, or of our tracker run on a video."""
     import tempfile
 
-    from lab.mot_eval import MotFormatError, evaluate_mot, format_scores
+    from lab.mot_eval import evaluate_mot, format_scores
+    from vision.mot_format import MotFormatError
 
     try:
         if args.result:
