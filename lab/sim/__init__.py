@@ -1,16 +1,11 @@
 """A simulated store: JuPedSim pedestrians, exact ground truth, and noisy camera tracks.
 
-Used to measure the analytics engine against answers known exactly. It never
-imports ``appliance``: the store geometry is read from a config's plain YAML.
+Used to measure the analytics engine against answers known exactly. The store is the
+box's own config (``appliance.config``): the simulated store and the analytics share
+its floor plan, lines and zones.
 """
 
-from lab.sim.geometry import (
-    GeometryError,
-    Line,
-    StoreGeometry,
-    Zone,
-    geometry_from_config_dict,
-)
+from lab.sim.geometry import GeometryError, StoreGeometry
 from lab.sim.layout import LayoutError
 from lab.sim.result import OBSERVATION_COLUMNS, SimResult, SimStats
 from lab.sim.run import simulate, simulate_file
@@ -28,14 +23,11 @@ __all__ = [
     "STORE_ZONE_ID",
     "GeometryError",
     "LayoutError",
-    "Line",
     "Scenario",
     "ScenarioError",
     "SimResult",
     "SimStats",
     "StoreGeometry",
-    "Zone",
-    "geometry_from_config_dict",
     "load_scenario",
     "load_store_geometry",
     "parse_scenario",

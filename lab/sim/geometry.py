@@ -1,79 +1,59 @@
-"""The store as plain geometry: floor size, walkable area, counting lines and zones.
+"""The store as the simulator sees it: the box's own store config, plus a walkable area.
 
-The simulator must not import ``appliance``, so it reads the few keys it needs
-(``floor_plan``, ``lines``, ``zones``, ``store.timezone``) straight from a store
-config's parsed YAML with :func:`geometry_from_config_dict`.
+Floor plan, counting lines and zones are the box's config models
+(:class:`appliance.config.BoxConfig`, :class:`~appliance.config.LineConfig`,
+:class:`~appliance.config.ZoneConfig`), so the simulated store and the analytics
+share one geometry and one validation. This module adds what only the simulator
+needs: the walkable area (the floor minus shelves and counters), the side of a
+line a point is on, shapely shapes, and standing points.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
 
+from appliance.config import BoxConfig, LineConfig, ZoneConfig
+
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
-ZoneKind = Literal["entrance", "display", "queue", "service_point", "checkout", "staff_only"]
-ZONE_KINDS: tuple[str, ...] = (
-    "entrance",
-    "display",
-    "queue",
-    "service_point",
-    "checkout",
-    "staff_only",
-)
 
 
 class GeometryError(ValueError):
-    """The store geometry is missing a key, malformed, or unusable for a simulation."""
+    """The store geometry is unusable for a simulation (its walkable area, a point)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """A counting line from ``a`` to ``b``.
+def line_side(line: LineConfig, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """``cross(b - a, p - a)`` for each point (positive: left of a→b)."""
+    (ax, ay), (bx, by) = line.a, line.b
+    return np.asarray((bx - ax) * (ys - ay) - (by - ay) * (xs - ax), dtype=np.float64)
 
-    ``in_side="left"`` means the inside of the store is where
-    ``cross(b - a, p - a) > 0``.
+
+def inside_of(line: LineConfig, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Whether each point is strictly on the inside of the line (on it counts as outside).
+
+    ``in_side="left"`` means the inside of the store is where ``cross(b - a, p - a) > 0``.
     """
-
-    id: str
-    a: Point
-    b: Point
-    in_side: Literal["left", "right"]
-
-    def side(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """``cross(b - a, p - a)`` for each point (positive: left of a→b)."""
-        (ax, ay), (bx, by) = self.a, self.b
-        return np.asarray((bx - ax) * (ys - ay) - (by - ay) * (xs - ax), dtype=np.float64)
-
-    def inside(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Whether each point is strictly on the inside of the line (on it counts as outside)."""
-        s = self.side(xs, ys)
-        return np.asarray(s > 0 if self.in_side == "left" else s < 0)
-
-    def segment(self) -> LineString:
-        """The line as a shapely segment."""
-        return LineString([self.a, self.b])
+    s = line_side(line, xs, ys)
+    return np.asarray(s > 0 if line.in_side == "left" else s < 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Zone:
-    """A floor zone: an id, a kind and a polygon in metres."""
+def line_segment(line: LineConfig) -> LineString:
+    """The line as a shapely segment."""
+    return LineString([line.a, line.b])
 
-    id: str
-    kind: ZoneKind
-    polygon: tuple[Point, ...]
 
-    def shape(self) -> Polygon:
-        """The zone as a shapely polygon."""
-        return Polygon(self.polygon)
+def zone_shape(zone: ZoneConfig) -> Polygon:
+    """The zone as a shapely polygon."""
+    return Polygon(zone.polygon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,25 +61,45 @@ class StoreGeometry:
     """Everything the simulator needs to know about a store's floor.
 
     Attributes:
-        width_m: floor plan width (x runs from 0 to ``width_m``).
-        depth_m: floor plan depth (y runs from 0 to ``depth_m``, origin top-left).
-        lines: counting lines.
-        zones: floor zones.
+        config: the store's box config (floor plan, lines, zones, time zone, cameras).
         outer: the walkable area's outer boundary; defaults to the floor rectangle.
         obstacles: polygons cut out of the walkable area (shelves, counters, walls).
-        timezone: the store's IANA time zone (for scenario start times without an offset).
-        cameras: the store config's camera ids (a simulated camera must be one of them).
     """
 
-    width_m: float
-    depth_m: float
-    lines: tuple[Line, ...] = ()
-    zones: tuple[Zone, ...] = ()
+    config: BoxConfig
     outer: tuple[Point, ...] = ()
     obstacles: tuple[tuple[Point, ...], ...] = ()
-    timezone: str = "UTC"
-    cameras: tuple[str, ...] = ()
     _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def width_m(self) -> float:
+        """Floor plan width (x runs from 0 to ``width_m``)."""
+        return self.config.floor_plan.width_m
+
+    @property
+    def depth_m(self) -> float:
+        """Floor plan depth (y runs from 0 to ``depth_m``, origin top-left)."""
+        return self.config.floor_plan.depth_m
+
+    @property
+    def lines(self) -> Sequence[LineConfig]:
+        """The counting lines."""
+        return self.config.lines
+
+    @property
+    def zones(self) -> Sequence[ZoneConfig]:
+        """The floor zones."""
+        return self.config.zones
+
+    @property
+    def timezone(self) -> str:
+        """The store's IANA time zone (for scenario start times without an offset)."""
+        return self.config.store.timezone
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The store's camera ids (a simulated camera must be one of them)."""
+        return tuple(c.id for c in self.config.cameras)
 
     def floor_rect(self) -> Polygon:
         """The floor plan rectangle."""
@@ -144,7 +144,7 @@ class StoreGeometry:
             _cache={},
         )
 
-    def zone(self, zone_id: str) -> Zone:
+    def zone(self, zone_id: str) -> ZoneConfig:
         """The zone with this id.
 
         Raises:
@@ -155,7 +155,7 @@ class StoreGeometry:
                 return z
         raise KeyError(f"no zone {zone_id!r} (zones: {', '.join(z.id for z in self.zones)})")
 
-    def line(self, line_id: str) -> Line:
+    def line(self, line_id: str) -> LineConfig:
         """The counting line with this id.
 
         Raises:
@@ -174,75 +174,6 @@ def _pt(p: Sequence[float]) -> Point:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise GeometryError(f"point {list(p)!r} is not finite")
     return (x, y)
-
-
-def _get(d: Mapping[str, Any], key: str, where: str) -> Any:
-    if not isinstance(d, Mapping) or key not in d:
-        raise GeometryError(f"{where}: required key {key!r} is missing")
-    return d[key]
-
-
-def geometry_from_config_dict(d: Mapping[str, Any]) -> StoreGeometry:
-    """Read a store config's floor plan, lines and zones from its parsed YAML.
-
-    Only ``floor_plan``, ``lines``, ``zones``, ``store.timezone`` and the camera
-    ids are read; the rest of the config (detector, calibration, ...) is ignored. The walkable area
-    defaults to the floor rectangle with no obstacles (a scenario supplies its own).
-
-    Args:
-        d: the parsed YAML of a footfall store config (a plain mapping).
-
-    Returns:
-        The store geometry.
-
-    Raises:
-        GeometryError: a needed key is missing or malformed.
-    """
-    plan = _get(d, "floor_plan", "store config")
-    try:
-        width, depth = (
-            float(_get(plan, "width_m", "floor_plan")),
-            float(_get(plan, "depth_m", "floor_plan")),
-        )
-    except (TypeError, ValueError) as exc:
-        raise GeometryError(f"floor_plan: width_m/depth_m must be numbers: {exc}") from exc
-    if not (width > 0 and depth > 0):
-        raise GeometryError(f"floor_plan: width_m/depth_m must be positive, got {width}x{depth}")
-    lines: list[Line] = []
-    for i, raw in enumerate(d.get("lines") or []):
-        where = f"lines[{i}]"
-        side = _get(raw, "in_side", where)
-        if side not in ("left", "right"):
-            raise GeometryError(f"{where}.in_side: must be 'left' or 'right', got {side!r}")
-        try:
-            a, b = _pt(_get(raw, "a", where)), _pt(_get(raw, "b", where))
-        except (TypeError, ValueError) as exc:
-            raise GeometryError(f"{where}: {exc}") from exc
-        if a == b:
-            raise GeometryError(f"{where}: a and b are the same point")
-        lines.append(Line(str(_get(raw, "id", where)), a, b, side))
-    zones: list[Zone] = []
-    for i, raw in enumerate(d.get("zones") or []):
-        where = f"zones[{i}]"
-        kind = _get(raw, "kind", where)
-        if kind not in ZONE_KINDS:
-            raise GeometryError(f"{where}.kind: unknown zone kind {kind!r}")
-        try:
-            polygon = tuple(_pt(p) for p in _get(raw, "polygon", where))
-        except (TypeError, ValueError) as exc:
-            raise GeometryError(f"{where}.polygon: {exc}") from exc
-        if len(polygon) < 3 or Polygon(polygon).area <= 1e-9:
-            raise GeometryError(f"{where}.polygon: needs at least three points and an area")
-        zones.append(Zone(str(_get(raw, "id", where)), kind, polygon))
-    store = d.get("store") or {}
-    timezone = str(store.get("timezone", "UTC")) if isinstance(store, Mapping) else "UTC"
-    cameras = tuple(
-        str(c["id"]) for c in (d.get("cameras") or []) if isinstance(c, Mapping) and "id" in c
-    )
-    log.debug("store geometry %sx%s m, %d lines, %d zones", width, depth, len(lines), len(zones))
-    return StoreGeometry(
-        width, depth, tuple(lines), tuple(zones), timezone=timezone, cameras=cameras
-    )
 
 
 def standing_points(
