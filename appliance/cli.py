@@ -30,7 +30,10 @@ from appliance.web_commands import add_web_parser
 logger = logging.getLogger("footfall")
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "vtest.yaml"
+LAB_MISSING = (
+    "footfall-lab is not installed: this is a box install; the lab comes with a dev checkout "
+    "(`make venv`)"
+)
 
 
 def _parse_utc(text: str) -> int:
@@ -99,10 +102,11 @@ def _process_video(
     from tqdm import tqdm
 
     from appliance.cameras import build_detector, process_file
-    from vision.mot_eval import MotRow, write_mot
+    from vision.mot_format import MotRow, write_mot
+    from vision.sources import frame_count
 
     rows: list[MotRow] = []
-    bar = tqdm(total=_frame_count(video), unit="frame", disable=quiet or None, file=sys.stderr)
+    bar = tqdm(total=frame_count(video), unit="frame", disable=quiet or None, file=sys.stderr)
     stop = threading.Event()
 
     def on_frame(frame: Frame, tracks: Tracks) -> None:
@@ -123,17 +127,6 @@ def _process_video(
     if mot_out:
         write_mot(rows, mot_out)
     return stats
-
-
-def _frame_count(video: Path) -> int | None:
-    import cv2
-
-    cap = cv2.VideoCapture(str(video))
-    try:
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    return n if n > 0 else None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -188,11 +181,12 @@ def _host_port(text: str) -> tuple[str, int]:
 
 def cmd_bench_vision(args: argparse.Namespace) -> int:
     """Our pipeline vs ultralytics' stock loop on the same model and video."""
-    from appliance.bench_vision import bench_vision
+    from lab import DEMO_STORE
+    from lab.bench.vision import bench_vision
     from vision.assets import demo_video
 
     video = Path(args.video) if args.video else demo_video()
-    result = bench_vision(args.config, video, args.frames)
+    result = bench_vision(args.config or load_config(DEMO_STORE), video, args.frames)
     if args.json:
         print(json.dumps(result))
         return EXIT_OK
@@ -212,7 +206,7 @@ def cmd_bench_vision(args: argparse.Namespace) -> int:
 
 def cmd_bench_analytics(args: argparse.Namespace) -> int:
     """Engine throughput vs supervision, and a busy day recomputed."""
-    from appliance.bench_analytics import bench_analytics
+    from lab.bench.analytics import bench_analytics
 
     r = bench_analytics(args.visitors)
     if args.json:
@@ -234,7 +228,7 @@ def cmd_bench_analytics(args: argparse.Namespace) -> int:
 
 def cmd_bench_webui(args: argparse.Namespace) -> int:
     """The dashboard's server time per page on a month of synthetic aggregates."""
-    from appliance.bench_webui import bench_webui
+    from lab.bench.webui import bench_webui
 
     r = bench_webui(args.repeat)
     if args.json:
@@ -261,7 +255,7 @@ def cmd_bench_webui(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a store scenario; write observations.csv (the ingest format) and truth.json."""
-    from vision.sim import LayoutError, ScenarioError, simulate_file
+    from lab.sim import LayoutError, ScenarioError, simulate_file
 
     try:
         sim = simulate_file(args.scenario, args.seed)
@@ -283,9 +277,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Feed a simulated store into a database as time passes (live data without cameras)."""
     import signal
 
-    from appliance.replay import ReplayError, SimReplay, simulate_scenario
+    from lab.replay import ReplayError, SimReplay, simulate_scenario
+    from lab.sim import LayoutError, ScenarioError
     from local_db import DbWriter, MigrationError
-    from vision.sim import LayoutError, ScenarioError
 
     if args.speed <= 0 or args.start_s < 0:
         print("replay: --speed must be positive and --start-s not negative", file=sys.stderr)
@@ -324,7 +318,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
     """The engine against simulated ground truth, per layout, seed and noise mode."""
-    from appliance.accuracy import markdown, replace_block, run_scenario, summary_row
+    from lab.accuracy import markdown, replace_block, run_scenario, summary_row
 
     rows, runs = [], []
     for layout in args.layouts:
@@ -352,7 +346,9 @@ def cmd_eval_mot(args: argparse.Namespace) -> int:
     """MOTA / IDF1 / HOTA of a result file, or of our tracker run on a video."""
     import tempfile
 
-    from vision.mot_eval import MotFormatError, evaluate_mot, format_scores
+    from lab import DEMO_STORE
+    from lab.mot_eval import evaluate_mot, format_scores
+    from vision.mot_format import MotFormatError
 
     try:
         if args.result:
@@ -362,7 +358,7 @@ def cmd_eval_mot(args: argparse.Namespace) -> int:
             if not video.is_file():
                 print(f"{video}: no such video file", file=sys.stderr)
                 return EXIT_BAD_INPUT
-            config: BoxConfig = args.config
+            config: BoxConfig = args.config or load_config(DEMO_STORE)
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "result.txt"
                 _process_video(
@@ -506,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks against peers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bv = bench_sub.add_parser("vision", help="our pipeline vs ultralytics' stock loop")
-    bv.add_argument("--config", type=_config_arg, default=str(DEFAULT_CONFIG))
+    bv.add_argument("--config", type=_config_arg, help="default: the demo store (examples/)")
     bv.add_argument("--video", help="default: vtest.avi from the asset cache")
     bv.add_argument("--frames", type=int, help="stop after this many frames")
     bv.add_argument("--json", action="store_true", help="one JSON object")
@@ -586,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = ev.add_mutually_exclusive_group(required=True)
     group.add_argument("--video", help="run our tracker on this video and evaluate it")
     group.add_argument("--result", help="evaluate an existing MOTChallenge result file")
-    ev.add_argument("--config", type=_config_arg, default=str(DEFAULT_CONFIG))
+    ev.add_argument("--config", type=_config_arg, help="default: the demo store (examples/)")
     ev.add_argument("--iou", type=float, default=0.5, help="match IoU threshold")
     ev.add_argument("--max-frames", type=int, help="with --video: stop after this many frames")
     ev.add_argument("--json", action="store_true")
@@ -606,7 +602,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     setup_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ModuleNotFoundError as exc:
+        # the dev commands (demo, bench, accuracy, simulate, replay, eval-mot) import the lab
+        # lazily; a box install has none (the box itself never imports it: `make lint`)
+        if exc.name != "lab":
+            raise
+        logger.debug("%s needs the lab: %s", args.command, exc)
+        print(LAB_MISSING, file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def demo_folder(option: str | None) -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Two dashboards on localhost: vtest.avi through the real pipeline, and a live simulation."""
-    from appliance.demo import run_demo
+    from lab.demo import run_demo
     from vision.assets import AssetError, demo_video
 
     try:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from appliance.accuracy import TARGETS, run_scenario, worst_inout
+from lab.accuracy import TARGETS, run_scenario, worst_inout
 
 
 def num(errors: dict[str, float | int | None], key: str) -> float:

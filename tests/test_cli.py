@@ -20,7 +20,7 @@ import pytest
 from appliance.config import parse_config
 from appliance.runtime import Box
 from local_db import camera_events, connect, count_track_points
-from vision.mot_eval import read_mot
+from vision.mot_format import read_mot
 
 from .conftest import EXAMPLE_CONFIG, wait_for
 

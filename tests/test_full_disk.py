@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.replay import ReplayError, SimReplay, simulate_scenario
+from lab.replay import ReplayError, SimReplay, simulate_scenario
 from local_db import DbWriter, connect, count_track_points
 
 from .conftest import REPO

@@ -13,8 +13,8 @@ import pytest
 from appliance.config import BoxConfig, load_config, parse_config
 from appliance.ingest import ingest_csv
 from appliance.live import LiveCache, LiveSnapshot, snapshot
+from lab.sim import SimResult, load_scenario, load_store_geometry, simulate
 from local_db import connect, migrate
-from vision.sim import SimResult, load_scenario, load_store_geometry, simulate
 
 from .stores import SHOP
 

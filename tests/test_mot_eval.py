@@ -1,4 +1,4 @@
-"""Tests of vision.mot_eval on the MOTChallenge sequences that py-motmetrics ships."""
+"""lab.mot_eval and vision.mot_format on the MOTChallenge sequences that py-motmetrics ships."""
 
 from __future__ import annotations
 
@@ -11,15 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vision.mot_eval import (
-    MotFormatError,
-    MotRow,
-    MotScores,
-    evaluate_mot,
-    format_scores,
-    read_mot,
-    write_mot,
-)
+from lab.mot_eval import MotScores, evaluate_mot, format_scores
+from vision.mot_format import MotFormatError, MotRow, read_mot, write_mot
 
 DATA_DIR = Path(mm.__file__).parent / "data"
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from appliance.replay import SimReplay, simulate_scenario, start_replay
+from lab.replay import SimReplay, simulate_scenario, start_replay
+from lab.sim import SimResult
 from local_db import DbWriter, camera_events, connect, count_track_points, read_track_points
-from vision.sim import SimResult
 
 REPO = Path(__file__).resolve().parent.parent
 CORNER = REPO / "examples" / "sim" / "corner_shop" / "scenario.yaml"

@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from ruamel.yaml import YAML
 from shapely.geometry import Polygon
 
 from appliance.config import load_config
-from vision.sim import (
+from lab.sim import (
     OBSERVATION_COLUMNS,
     STORE_ZONE_ID,
     LayoutError,
@@ -22,15 +21,15 @@ from vision.sim import (
     ScenarioError,
     SimResult,
     StoreGeometry,
-    geometry_from_config_dict,
     load_scenario,
     load_store_geometry,
     parse_scenario,
     simulate,
 )
-from vision.sim.distributions import Fixed
-from vision.sim.layout import build_layout
-from vision.sim.scenario import Abandon, CameraOutage, Noise
+from lab.sim.distributions import Fixed
+from lab.sim.geometry import zone_shape
+from lab.sim.layout import build_layout
+from lab.sim.scenario import Abandon, CameraOutage, Noise
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "sim"
@@ -124,19 +123,36 @@ def test_scenario_naming_an_unknown_zone_does_not_fit_the_store() -> None:
         build_layout(other_camera, geo)
 
 
+def test_a_store_config_the_box_refuses_the_simulator_refuses_too_naming_its_line(
+    tmp_path: Path,
+) -> None:
+    # the simulator reads the store through the box's config model, not a copy of its rules
+    for name in ("scenario.yaml", "store.yaml"):
+        (tmp_path / name).write_text((CORNER.parent / name).read_text())
+    store = (tmp_path / "store.yaml").read_text()
+    line = store.splitlines().index("    kind: display") + 1
+    (tmp_path / "store.yaml").write_text(store.replace("    kind: display", "    kind: shelf", 1))
+    sc = load_scenario(tmp_path / "scenario.yaml")
+    with pytest.raises(ScenarioError) as err:
+        load_store_geometry(sc, tmp_path / "scenario.yaml")
+    issues = [str(issue) for issue in err.value.issues]
+    assert issues[0].startswith(f"{tmp_path / 'scenario.yaml'}:1: store_config: ")
+    assert any(i.startswith(f"{tmp_path / 'store.yaml'}:{line}: zones.") for i in issues), issues
+
+
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_example_layouts_are_valid_store_configs_and_fit(name: str) -> None:
     store = EXAMPLES / name / "store.yaml"
     config = load_config(store)  # what `footfall config check` validates
-    geo = geometry_from_config_dict(YAML(typ="safe").load(store.read_text()))
+    sc = load_scenario(EXAMPLES / name / "scenario.yaml")
+    geo = load_store_geometry(sc, EXAMPLES / name / "scenario.yaml")
     assert {z.id for z in geo.zones} == {z.id for z in config.zones}
     assert {ln.id for ln in geo.lines} == {ln.id for ln in config.lines}
     assert geo.timezone == config.store.timezone
     assert geo.cameras == tuple(c.id for c in config.cameras)
     kinds = {z.kind for z in config.zones}
     assert {"entrance", "display", "queue", "service_point", "staff_only"} <= kinds
-    sc = load_scenario(EXAMPLES / name / "scenario.yaml")
-    layout = build_layout(sc, load_store_geometry(sc, EXAMPLES / name / "scenario.yaml"))
+    layout = build_layout(sc, geo)
     assert len(layout.tills) == len(sc.tills) and all(t.slots for t in layout.tills)
 
 
@@ -193,7 +209,7 @@ def test_zone_visits_lie_within_trajectories(
     assert set(r.zone_visits["zone_id"]) >= {"door-mat", "till-queue", "till", "behind-counter"}
     by_person = {pid: g for pid, g in r.trajectories.groupby("person_id")}
     for visit in r.zone_visits.itertuples():
-        poly = geo.zone(visit.zone_id).shape()
+        poly = zone_shape(geo.zone(visit.zone_id))
         pts = by_person[visit.person_id]
         end = np.iinfo(np.int64).max if pd.isna(visit.exit_ms) else int(visit.exit_ms)
         during = pts[(pts["t_ms"] >= visit.enter_ms) & (pts["t_ms"] < end)]
@@ -215,8 +231,8 @@ def test_queue_events_are_consistent(perfect: tuple[Scenario, StoreGeometry, Sim
     assert (q["left_ms"] >= q["join_ms"]).all()
     assert (q.loc[served, "left_ms"] > q.loc[served, "served_ms"]).all()
     traj = r.trajectories.set_index(["person_id", "t_ms"])
-    service = geo.zone("till").shape().buffer(0.05)
-    queue = geo.zone("till-queue").shape()
+    service = zone_shape(geo.zone("till")).buffer(0.05)
+    queue = zone_shape(geo.zone("till-queue"))
     for ev in q.itertuples():
         x, y = traj.loc[(ev.person_id, ev.join_ms), ["x_m", "y_m"]]
         assert queue.contains(shapely.Point(x, y))

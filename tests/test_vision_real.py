@@ -173,7 +173,7 @@ def test_onnx_boxes_match_ultralytics(vtest: Path) -> None:
 def test_fewer_tracks_than_the_stock_peer(
     full_run: FullRun, vtest: Path, example_config: BoxConfig
 ) -> None:
-    from appliance.bench_vision import run_peer
+    from lab.bench.vision import run_peer
 
     frames = 300
     peer = run_peer(example_config, vtest, os.cpu_count(), max_frames=frames)

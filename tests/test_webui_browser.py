@@ -32,7 +32,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from appliance.analytics.engine import analyze_range
 from appliance.config import load_config
-from appliance.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
+from lab.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
 from local_db import DbWriter, connect
 from tests.webui_support import PASSWORD, REPO, make_app, store_copy
 from vision.ring_buffer import FrameRingBuffer

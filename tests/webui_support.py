@@ -19,8 +19,8 @@ from appliance.alerts.log import record
 from appliance.analytics.engine import BUCKET_MS, analyze_range
 from appliance.config import BoxConfig, load_config
 from appliance.ingest import ingest_csv
+from lab.sim import load_scenario, load_store_geometry, simulate
 from local_db import connect, migrate
-from vision.sim import load_scenario, load_store_geometry, simulate
 from webui import create_app
 from webui.accounts import ROLES, create_user
 

@@ -322,3 +322,13 @@ class FrameReader:
                 break
             delay = min(delay * 2, self._backoff[1])
         self._put(_END)
+
+
+def frame_count(path: Path) -> int | None:
+    """The number of frames a video file's container declares (None where it declares none)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    return n if n > 0 else None

@@ -1,7 +1,7 @@
 """YAML files validated by pydantic, with every error located as ``FILE:LINE: key.path``.
 
 Shared by the store config (``appliance.config``) and the simulator's scenario files
-(``vision.sim.scenario``): ruamel's round-trip loader keeps each node's line, and a
+(``lab.sim.scenario``): ruamel's round-trip loader keeps each node's line, and a
 pydantic error's location is walked through that tree to the deepest key that exists.
 
 Before anything is built, the text is held to a budget (:func:`check_budget`): at most

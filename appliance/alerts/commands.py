@@ -37,7 +37,7 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
 
 def cmd_alerts_bench(args: argparse.Namespace) -> int:
     """Live snapshot and alert tick cost on a busy store, and points → alert latency."""
-    from appliance.alerts.bench import bench_alerts
+    from lab.bench.alerts import bench_alerts
 
     result: dict[str, Any] = bench_alerts(args.people, args.minutes, args.ticks)
     if args.json:

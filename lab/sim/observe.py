@@ -25,8 +25,8 @@ import pandas as pd
 import shapely
 from shapely.geometry import Polygon
 
-from vision.sim.scenario import CameraOutage, CameraView, Noise
-from vision.sim.truth import Samples
+from lab.sim.scenario import CameraOutage, CameraView, Noise
+from lab.sim.truth import Samples
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from appliance.cameras import build_detector, process_file
 from appliance.config import BoxConfig
+from lab import CHECKOUT
 from vision.assets import resolve_model
 from vision.detectors.ultralytics import import_ultralytics
 from vision.sources import Frame
@@ -31,7 +32,7 @@ from vision.types import Tracks
 logger = logging.getLogger(__name__)
 
 
-HAND_COUNTS = Path(__file__).resolve().parent.parent / "tests/fixtures/vtest_person_counts.json"
+HAND_COUNTS = CHECKOUT / "tests/fixtures/vtest_person_counts.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,9 @@ from appliance.analytics.engine import analyze_range
 from appliance.cameras import build_detector, process_file
 from appliance.config import ConfigError, load_config
 from appliance.config_edit import atomic_save, read_document
-from appliance.replay import SimReplay, simulate_scenario
 from appliance.scheduler import BoxScheduler
-from appliance.summary import summarize
+from lab.replay import SimReplay, simulate_scenario
+from lab.summary import summarize
 from local_db import DbWriter, connect
 from local_db.backup import remove_database
 from vision.ring_buffer import FrameRingBuffer

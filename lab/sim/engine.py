@@ -25,9 +25,9 @@ import jupedsim as jps
 import numpy as np
 import shapely
 
-from vision.sim.geometry import Point
-from vision.sim.layout import Layout
-from vision.sim.scenario import Scenario
+from lab.sim.geometry import Point
+from lab.sim.layout import Layout
+from lab.sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,16 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
 
-from vision.sim.geometry import Line, Point, StoreGeometry, Zone, standing_points
-from vision.sim.scenario import Scenario, Till
+from appliance.config import LineConfig, ZoneConfig
+from lab.sim.geometry import (
+    Point,
+    StoreGeometry,
+    inside_of,
+    line_segment,
+    standing_points,
+    zone_shape,
+)
+from lab.sim.scenario import Scenario, Till
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,7 @@ class EntranceLayout:
 
     id: str
     weight: float
-    line: Line
+    line: LineConfig
     spawn_points: tuple[Point, ...]
     exit_area: Polygon
     inside_point: Point
@@ -54,8 +62,8 @@ class EntranceLayout:
 class TillLayout:
     """A till: queue slots (head first), service positions and the queue zone."""
 
-    queue_zone: Zone
-    service_zone: Zone
+    queue_zone: ZoneConfig
+    service_zone: ZoneConfig
     slots: tuple[Point, ...]
     service_points: tuple[Point, ...]
     queue_shape: Polygon
@@ -76,7 +84,7 @@ class Layout:
     detour_points: tuple[Point, ...]
 
 
-def _zone(geometry: StoreGeometry, zone_id: str, kinds: tuple[str, ...], path: str) -> Zone:
+def _zone(geometry: StoreGeometry, zone_id: str, kinds: tuple[str, ...], path: str) -> ZoneConfig:
     try:
         zone = geometry.zone(zone_id)
     except KeyError as exc:
@@ -196,7 +204,7 @@ def build_layout(scenario: Scenario, geometry: StoreGeometry) -> Layout:
             raise LayoutError(
                 f"{path}.spawn", "the spawn area must overlap the walkable area in one piece"
             )
-        gap = exit_area.distance(line.segment())
+        gap = exit_area.distance(line_segment(line))
         if gap < MIN_SPAWN_TO_LINE_M:
             raise LayoutError(
                 f"{path}.spawn",
@@ -204,7 +212,7 @@ def build_layout(scenario: Scenario, geometry: StoreGeometry) -> Layout:
                 "so leaving people are seen crossing the line",
             )
         c = exit_area.centroid
-        if bool(line.inside(np.array([c.x]), np.array([c.y]))[0]):
+        if bool(inside_of(line, np.array([c.x]), np.array([c.y]))[0]):
             raise LayoutError(
                 f"{path}.spawn", f"is on the inside of line {line.id!r}; it must be outside"
             )
@@ -225,7 +233,7 @@ def build_layout(scenario: Scenario, geometry: StoreGeometry) -> Layout:
         zone = _zone(geometry, disp.zone, ("display",), f"displays[{i}].zone")
         display_points.append(
             _points(
-                zone.shape(),
+                zone_shape(zone),
                 walkable,
                 f"displays[{i}].zone",
                 MAX_SPOTS,
@@ -244,18 +252,18 @@ def build_layout(scenario: Scenario, geometry: StoreGeometry) -> Layout:
             ("service_point", "checkout"),
             f"{path}.service_point_zone",
         )
-        slots = _queue_slots(till, queue.shape(), service.shape(), walkable, path)
+        slots = _queue_slots(till, zone_shape(queue), zone_shape(service), walkable, path)
         serve = _service_points(
-            till.servers, service.shape(), walkable, f"{path}.service_point_zone"
+            till.servers, zone_shape(service), walkable, f"{path}.service_point_zone"
         )
-        queue_shape = queue.shape()
+        queue_shape = zone_shape(queue)
         shapely.prepare(queue_shape)
         tills.append(TillLayout(queue, service, slots, serve, queue_shape))
     staff_points: tuple[Point, ...] = ()
     walk_points: tuple[Point, ...] = ()
     if scenario.staff is not None and scenario.staff.count > 0:
         zone = _zone(geometry, scenario.staff.zone, ("staff_only",), "staff.zone")
-        staff_points = _points(zone.shape(), walkable, "staff.zone", spacing=0.6)
+        staff_points = _points(zone_shape(zone), walkable, "staff.zone", spacing=0.6)
         if len(staff_points) < scenario.staff.count:
             raise LayoutError("staff.zone", f"room for {len(staff_points)} staff only")
         walks = scenario.staff.walks
@@ -269,7 +277,7 @@ def build_layout(scenario: Scenario, geometry: StoreGeometry) -> Layout:
                     f"staff.walks.to_zones[{j}]",
                 )
                 pts += _points(
-                    z.shape(),
+                    zone_shape(z),
                     walkable,
                     f"staff.walks.to_zones[{j}]",
                     MAX_SPOTS,
@@ -285,7 +293,7 @@ def build_layout(scenario: Scenario, geometry: StoreGeometry) -> Layout:
                 )
             walk_points = tuple(pts)
     blocked = [
-        z.shape()
+        zone_shape(z)
         for z in geometry.zones
         if z.kind in ("staff_only", "queue", "service_point", "checkout")
     ]

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 
-from vision.sim.distributions import Distribution, Lognormal, Normal
-from vision.sim.geometry import GeometryError, StoreGeometry, geometry_from_config_dict
+from appliance.config import ConfigError, load_config
+from lab.sim.distributions import Distribution, Lognormal, Normal
+from lab.sim.geometry import StoreGeometry
 from vision.yaml_model import YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 log = logging.getLogger(__name__)
@@ -358,25 +357,17 @@ def load_store_geometry(scenario: Scenario, scenario_path: str | Path) -> StoreG
         The geometry, with the scenario's walkable area when it has one.
 
     Raises:
-        ScenarioError: the store config is missing, not YAML, or lacks the needed keys.
+        ScenarioError: the store config is missing or invalid (its own issues follow).
     """
     cfg = (Path(scenario_path).parent / scenario.store_config).resolve()
     try:
-        raw = YAML(typ="safe").load(cfg.read_text(encoding="utf-8"))
-    except (OSError, MarkedYAMLError) as exc:
-        raise ScenarioError(
-            [ScenarioIssue(str(scenario_path), 1, "store_config", f"cannot read {cfg}: {exc}")]
-        ) from exc
-    if not isinstance(raw, dict):
-        raise ScenarioError(
-            [ScenarioIssue(str(scenario_path), 1, "store_config", f"{cfg} is not a YAML mapping")]
+        config = load_config(cfg)
+    except ConfigError as exc:
+        where = ScenarioIssue(
+            str(scenario_path), 1, "store_config", f"{cfg} is not a valid store config"
         )
-    try:
-        geometry = geometry_from_config_dict(raw)
-    except GeometryError as exc:
-        raise ScenarioError(
-            [ScenarioIssue(str(scenario_path), 1, "store_config", f"{cfg}: {exc}")]
-        ) from exc
+        raise ScenarioError([where, *exc.issues]) from exc
+    geometry = StoreGeometry(config)
     if scenario.walkable is not None:
         geometry = geometry.with_walkable(scenario.walkable.outer, scenario.walkable.obstacles)
     return geometry

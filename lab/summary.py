@@ -1,4 +1,4 @@
-"""``python -m appliance.summary DB``: what a run left in the database, in a few lines."""
+"""``python -m lab.summary DB``: what a run left in the database, in a few lines."""
 
 from __future__ import annotations
 
@@ -45,5 +45,5 @@ def summarize(db_path: str) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m appliance.summary DB")
+        sys.exit("usage: python -m lab.summary DB")
     print(summarize(sys.argv[1]))

@@ -28,7 +28,8 @@ import pandas as pd
 import shapely
 from shapely.geometry import Polygon
 
-from vision.sim.geometry import Line, Zone
+from appliance.config import LineConfig, ZoneConfig
+from lab.sim.geometry import inside_of, line_segment, line_side, zone_shape
 
 STORE_ZONE_ID = "__store__"
 """The ``zone_id`` of whole-store occupancy rows."""
@@ -52,7 +53,7 @@ class Samples:
         return first
 
 
-def line_crossings(s: Samples, lines: Sequence[Line]) -> pd.DataFrame:
+def line_crossings(s: Samples, lines: Sequence[LineConfig]) -> pd.DataFrame:
     """Every crossing of every counting line.
 
     Returns:
@@ -61,8 +62,8 @@ def line_crossings(s: Samples, lines: Sequence[Line]) -> pd.DataFrame:
     rows: list[pd.DataFrame] = []
     same = ~s.new_person()[1:]
     for line in lines:
-        side = line.side(s.x, s.y)
-        inside = line.inside(s.x, s.y)
+        side = line_side(line, s.x, s.y)
+        inside = inside_of(line, s.x, s.y)
         change = same & (inside[1:] != inside[:-1])
         idx = np.nonzero(change)[0]
         if len(idx) == 0:
@@ -76,7 +77,7 @@ def line_crossings(s: Samples, lines: Sequence[Line]) -> pd.DataFrame:
                 axis=1,
             )
         )
-        hit = shapely.intersects(steps, line.segment())
+        hit = shapely.intersects(steps, line_segment(line))
         idx = idx[hit]
         c0, c1 = side[idx], side[idx + 1]
         denom = c0 - c1
@@ -108,7 +109,7 @@ def line_crossings(s: Samples, lines: Sequence[Line]) -> pd.DataFrame:
 
 
 def zone_visits(
-    s: Samples, zones: Sequence[Zone], gone_ms: dict[int, int | None], period_ms: float
+    s: Samples, zones: Sequence[ZoneConfig], gone_ms: dict[int, int | None], period_ms: float
 ) -> pd.DataFrame:
     """Every enter→leave of every zone polygon.
 
@@ -127,7 +128,7 @@ def zone_visits(
     last = np.ones(len(s.person), dtype=bool)
     last[:-1] = first[1:]
     for zone in zones:
-        poly = zone.shape()
+        poly = zone_shape(zone)
         shapely.prepare(poly)
         inside = shapely.contains_xy(poly, s.x, s.y)
         prev_in = np.zeros_like(inside)
@@ -181,7 +182,7 @@ def _last_t(s: Samples, next_run_start: int) -> float:
 
 def occupancy(
     s: Samples,
-    zones: Sequence[Zone],
+    zones: Sequence[ZoneConfig],
     store_area: Polygon,
     sample_rate_hz: float,
     n_ticks: int,
@@ -202,7 +203,7 @@ def occupancy(
     xs, ys, staff = s.x[at_second], s.y[at_second], s.staff[at_second]
     frames = []
     areas: list[tuple[str, Polygon]] = [(STORE_ZONE_ID, store_area)]
-    areas += [(z.id, z.shape()) for z in zones]
+    areas += [(z.id, zone_shape(z)) for z in zones]
     for zone_id, poly in areas:
         shapely.prepare(poly)
         inside = shapely.contains_xy(poly, xs, ys)

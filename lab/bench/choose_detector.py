@@ -1,6 +1,6 @@
 """Reproduce the README's "Choosing" table: detector variants on vtest.avi.
 
-Usage: .venv/bin/python scripts/choose_detector.py [VIDEO]
+Usage: .venv/bin/python -m lab.bench.choose_detector [VIDEO]
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.bench_vision import run_ours
 from appliance.config import BoxConfig, load_config
+from lab import DEMO_STORE
+from lab.bench.vision import run_ours
 from vision.assets import demo_video
-
-REPO = Path(__file__).resolve().parent.parent
 
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("shipped: int8, Normal only, 480x640", {}),
@@ -35,7 +34,7 @@ def variant(config: BoxConfig, update: dict[str, Any]) -> BoxConfig:
 def main() -> None:
     """Print one markdown row per variant."""
     video = Path(sys.argv[1]) if len(sys.argv) > 1 else demo_video()
-    base = load_config(REPO / "examples" / "vtest.yaml")
+    base = load_config(DEMO_STORE)
     print("| detector variant | fps | persons/frame | unique tracks | MAE vs hand counts |")
     print("|---|---|---|---|---|")
     for name, update in VARIANTS:

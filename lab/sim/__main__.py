@@ -1,4 +1,4 @@
-"""Command line: ``python -m vision.sim SCENARIO.yaml --out DIR``.
+"""Command line: ``python -m lab.sim SCENARIO.yaml --out DIR``.
 
 Writes ``DIR/observations.csv`` (the ``footfall ingest`` format) and
 ``DIR/truth.json``, and prints one summary line. Exit codes: 0 ok, 2 bad input.
@@ -11,10 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
-from vision.sim.geometry import GeometryError
-from vision.sim.layout import LayoutError
-from vision.sim.run import simulate_file
-from vision.sim.scenario import ScenarioError
+from lab.sim.geometry import GeometryError
+from lab.sim.layout import LayoutError
+from lab.sim.run import simulate_file
+from lab.sim.scenario import ScenarioError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code.
     """
-    parser = argparse.ArgumentParser(prog="python -m vision.sim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.sim", description=__doc__)
     parser.add_argument("scenario", type=Path)
     parser.add_argument("--out", type=Path, default=Path("."), help="output folder")
     parser.add_argument("--seed", type=int, default=None, help="default: the scenario's seed")

@@ -1,7 +1,7 @@
 """Run a scenario: arrivals, the pedestrian model, the truth and the camera views.
 
 Example:
-    >>> from vision.sim import load_scenario, load_store_geometry, simulate
+    >>> from lab.sim import load_scenario, load_store_geometry, simulate
     >>> sc = load_scenario("examples/sim/corner_shop/scenario.yaml")
     >>> geo = load_store_geometry(sc, "examples/sim/corner_shop/scenario.yaml")
     >>> result = simulate(sc, geo, seed=1)  # doctest: +SKIP
@@ -19,13 +19,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from vision.sim.engine import Engine, Frames
-from vision.sim.geometry import StoreGeometry
-from vision.sim.layout import Layout, build_layout
-from vision.sim.observe import observe
-from vision.sim.result import SimResult, SimStats
-from vision.sim.scenario import Arrivals, Scenario, load_scenario, load_store_geometry
-from vision.sim.truth import Samples, line_crossings, occupancy, zone_visits
+from lab.sim.engine import Engine, Frames
+from lab.sim.geometry import StoreGeometry
+from lab.sim.layout import Layout, build_layout
+from lab.sim.observe import observe
+from lab.sim.result import SimResult, SimStats
+from lab.sim.scenario import Arrivals, Scenario, load_scenario, load_store_geometry
+from lab.sim.truth import Samples, line_crossings, occupancy, zone_visits
 
 log = logging.getLogger(__name__)
 

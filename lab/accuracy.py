@@ -30,9 +30,9 @@ from appliance.analytics.metrics import (
 )
 from appliance.config import BoxConfig, load_config
 from appliance.ingest import ingest_csv
+from lab.sim import SimResult, load_scenario, load_store_geometry, simulate
+from lab.sim.scenario import Noise
 from local_db import connect, migrate
-from vision.sim import SimResult, load_scenario, load_store_geometry, simulate
-from vision.sim.scenario import Noise
 
 logger = logging.getLogger(__name__)
 

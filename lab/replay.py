@@ -1,7 +1,7 @@
 """A live store without cameras: a simulated run fed into the database as time passes.
 
 :class:`SimReplay` takes the camera observations of a simulated store
-(:func:`vision.sim.simulate_file`) and writes them through the box's one writer
+(:func:`lab.sim.simulate_file`) and writes them through the box's one writer
 (:class:`local_db.DbWriter`) as if the cameras were seeing them now: the simulated
 second ``start_s`` maps to the moment the replay is made, and a point ``t`` seconds
 later is written ``t / speed`` wall seconds later, stamped with that wall time.
@@ -34,8 +34,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from lab.sim import SimResult, load_scenario, load_store_geometry, simulate
 from local_db import DbWriter
-from vision.sim import SimResult, load_scenario, load_store_geometry, simulate
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ def simulate_scenario(
             the store then drains as usual.
 
     Raises:
-        vision.sim.ScenarioError: the scenario or its store config is invalid.
-        vision.sim.LayoutError: the scenario does not fit the store.
+        lab.sim.ScenarioError: the scenario or its store config is invalid.
+        lab.sim.LayoutError: the scenario does not fit the store.
     """
     scenario = load_scenario(path)
     if minutes is not None:
