@@ -143,7 +143,18 @@ def test_run_under_systemd_serves_health_and_logs_json(tmp_path: Path, vtest: Pa
         assert proc.stdout is not None
         token = proc.stdout.readline().rsplit(": ", 1)[1].strip()
         installer = installer_session(f"http://127.0.0.1:{port}", token)
-        with installer.open(f"http://127.0.0.1:{port}/installer/cameras/courtyard/frame.jpg") as r:
+        frame_url = f"http://127.0.0.1:{port}/installer/cameras/courtyard/frame.jpg"
+
+        def framed() -> bool:  # "up" can come a moment before the first frame is in RAM
+            try:
+                installer.open(frame_url, timeout=5).close()
+            except urllib.error.HTTPError as err:
+                assert err.code == 404, err
+                return False
+            return True
+
+        wait_for(framed, 30, "the camera's first frame in the RAM ring buffer")
+        with installer.open(frame_url, timeout=5) as r:
             assert r.headers["Content-Type"] == "image/jpeg"
             assert r.headers["Cache-Control"].startswith("no-store")
             assert r.read(2) == b"\xff\xd8"  # the live frame from the RAM ring buffer

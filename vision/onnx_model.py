@@ -226,7 +226,7 @@ def prepare_onnx(
     if precision == "fp32":
         return PreparedModel(fp32_path, input_hw, layout, input_name)
     onnxruntime = import_onnxruntime()
-    int8_path = cache_dir / f"{name}-int8-ort{onnxruntime.__version__}.onnx"
+    int8_path = cache_dir / f"{name}-int8w7-ort{onnxruntime.__version__}.onnx"
     if not int8_path.is_file():
         if calibration is None:
             raise ModelPrepareError("int8 needs calibration frames the first time")
@@ -263,6 +263,10 @@ def _quantize(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            # 7-bit weights: x86 CPUs without VNNI (AVX2, AVX-512F) saturate in the U8S8
+            # kernels with 8-bit weights; measured here (AVX2 only) INT8 boxes then matched
+            # fp32's for 73 % of detections instead of >= 85 % (ORT's quantisation notes)
+            reduce_range=True,
         )
         _atomic_save(out.read_bytes(), dst)
     logger.info("INT8 model cached at %s", dst)
