@@ -4,7 +4,7 @@ The dashboard's app factory registers :func:`ops_blueprint`; ``footfall run
 --listen`` serves :func:`ops_app` (these two endpoints only) until the
 dashboard is wired in. Neither endpoint needs a login: they carry no store data
 beyond camera ids and counters, and monitoring must reach them; ``/healthz`` shows
-no file path or URL (:meth:`appliance.health.Health.public_report`).
+no file path or URL (:meth:`appliance.box.health.Health.public_report`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from waitress import wasyncore
 from waitress.server import create_server
 
-from appliance.health import Health
+from appliance.box.health import Health
 
 logger = logging.getLogger(__name__)
 
