@@ -36,7 +36,7 @@ from local_db.backup import remove_database
 from vision.ring_buffer import FrameRingBuffer
 from vision.snapshots import frame_provider
 from webui import create_app
-from webui.app import FrameProvider
+from webui.context import FrameProvider
 from webui.serve import RunningServer, setup_token, start_server
 
 logger = logging.getLogger(__name__)

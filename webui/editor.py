@@ -58,8 +58,8 @@ from appliance.config.editing import (
 from appliance.config.yaml_loader import MAX_YAML_BYTES
 from vision.homography import CalibrationError, fit_homography
 from vision.snapshots import DECODE_RETRY_S, DecoderBusyError, ImageError, check_plan_image
-from webui.app import context
 from webui.auth import requires
+from webui.context import context
 
 logger = logging.getLogger(__name__)
 
