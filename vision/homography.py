@@ -1,7 +1,8 @@
 """Image pixels → floor-plan metres, by a homography fitted to calibration pairs.
 
-Plain numpy (OpenCV's ``findHomography`` with ``method=0``, re-done): loading or
-checking a config fits every camera's homography, and does not load OpenCV for it.
+The fit is plain numpy (OpenCV's ``findHomography`` with ``method=0``, re-done): loading
+or checking a config fits every camera's homography, and does not load OpenCV for it.
+Mapping points (per frame) is OpenCV's ``perspectiveTransform``, imported when first used.
 """
 
 from __future__ import annotations
@@ -43,18 +44,24 @@ class FloorMapping:
         """Map ``(N, 2)`` image points to ``(N, 2)`` floor metres."""
         if len(points_px) == 0:
             return np.zeros((0, 2), np.float32)
-        return _transform(self.matrix, np.asarray(points_px, np.float64)).astype(np.float32)
+        import cv2  # here: fitting (a config check) needs no OpenCV, mapping frames does
+
+        pts = np.asarray(points_px, np.float64).reshape(-1, 1, 2)
+        return cv2.perspectiveTransform(pts, self.matrix).reshape(-1, 2).astype(np.float32)
 
     def to_image(self, points_m: FloatArray) -> FloatArray:
         """Map ``(N, 2)`` floor metres back to image pixels."""
         if len(points_m) == 0:
             return np.zeros((0, 2), np.float32)
-        inv = np.asarray(np.linalg.inv(self.matrix), np.float64)
-        return _transform(inv, np.asarray(points_m, np.float64)).astype(np.float32)
+        import cv2
+
+        pts = np.asarray(points_m, np.float64).reshape(-1, 1, 2)
+        inv = np.linalg.inv(self.matrix)
+        return cv2.perspectiveTransform(pts, inv).reshape(-1, 2).astype(np.float32)
 
 
 def _transform(matrix: F64, pts: F64) -> F64:
-    """``(N, 2)`` points through a homography (a point at infinity maps to the origin)."""
+    """``(N, 2)`` points through a homography, as ``cv2.perspectiveTransform`` maps them."""
     pts = pts.reshape(-1, 2)
     out = pts @ matrix[:, :2].T + matrix[:, 2]
     w = out[:, 2:]
