@@ -1,1 +1,1 @@
-"""The box itself: config, CLI, the camera-worker runtime and (later) analytics and alerts."""
+"""The box itself, one room per job: config, box (the runtime), analytics, alerts, cli."""

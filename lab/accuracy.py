@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from appliance.analytics.engine import BUCKET_MS, WindowTables, analyze_range
+from appliance.analytics.ingest import ingest_csv
 from appliance.analytics.metrics import (
     MetricSettings,
     line_crossings,
@@ -29,7 +30,6 @@ from appliance.analytics.metrics import (
     transition_pairs,
 )
 from appliance.config import BoxConfig, load_config
-from appliance.ingest import ingest_csv
 from lab.sim import SimResult, load_scenario, load_store_geometry, simulate
 from lab.sim.scenario import Noise
 from local_db import connect, migrate

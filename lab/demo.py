@@ -24,19 +24,19 @@ from ruamel.yaml.comments import CommentedMap
 
 from appliance.alerts import AlertEngine
 from appliance.analytics.engine import analyze_range
-from appliance.cameras import build_detector, process_file
+from appliance.box.cameras import build_detector, process_file
+from appliance.box.scheduler import BoxScheduler
 from appliance.config import ConfigError, load_config
-from appliance.config_edit import atomic_save, read_document
-from appliance.scheduler import BoxScheduler
+from appliance.config.editing import atomic_save, read_document
+from appliance.config.yaml_loader import read_yaml_text
 from lab.replay import SimReplay, simulate_scenario
 from lab.summary import summarize
 from local_db import DbWriter, connect
 from local_db.backup import remove_database
 from vision.ring_buffer import FrameRingBuffer
 from vision.snapshots import frame_provider
-from vision.yaml_model import read_yaml_text
 from webui import create_app
-from webui.app import FrameProvider
+from webui.context import FrameProvider
 from webui.serve import RunningServer, setup_token, start_server
 
 logger = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     sys.addaudithook(_audit)
     import cv2
 
-    from appliance.cameras import build_detector, process_file
+    from appliance.box.cameras import build_detector, process_file
     from appliance.config import load_config
     from vision.assets import demo_video
     from vision.sources import Frame

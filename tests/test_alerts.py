@@ -32,9 +32,9 @@ from appliance.alerts import (
     verify,
 )
 from appliance.alerts.roster import RosterError
+from appliance.analytics.ingest import ingest_csv
+from appliance.analytics.live import LiveSnapshot
 from appliance.config import load_config, parse_config
-from appliance.ingest import ingest_csv
-from appliance.live import LiveSnapshot
 from local_db import DbWriter, connect, migrate
 from tests.test_live import T0, at, simulate_store, walk, write
 

@@ -13,8 +13,8 @@ import pytest
 
 from appliance.analytics.engine import BUCKET_MS, analyze_range, compute
 from appliance.analytics.fusion import FusionSettings, fuse, jitter, smoothing_steps
+from appliance.analytics.ingest import IngestError, ingest_csv
 from appliance.config import BoxConfig, parse_config
-from appliance.ingest import IngestError, ingest_csv
 from local_db import connect, migrate
 
 from .stores import SHOP
@@ -273,7 +273,7 @@ def test_rollups_follow_the_store_time_zone_across_dst() -> None:
 
 
 def test_export_rolls_up_and_suppresses_small_counts(tmp_path: Path, config: BoxConfig) -> None:
-    from appliance.export import read_table
+    from appliance.analytics.export import read_table
 
     walkers = [
         observe(path([(t + 20 * i, x, y) for t, x, y in CUSTOMER]), "cam-a", i) for i in range(3)

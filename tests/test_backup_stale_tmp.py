@@ -9,8 +9,8 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+from appliance.box.runtime import Box
 from appliance.config import parse_config
-from appliance.runtime import Box
 from local_db import connect, migrate
 from local_db.backup import backup, remove_stale_temps
 from vision.worker import WorkerStats

@@ -178,7 +178,7 @@ def test_the_box_wheel_holds_no_lab_and_the_lab_wheel_only_the_lab(tmp_path: Pat
     box = _wheel_names(checkout, tmp_path / "box")
     tops = {name.split("/", 1)[0] for name in box}
     assert tops == {"appliance", "vision", "local_db", "webui", "sync", "cloud_hub"}, tops
-    assert "vision/mot_format.py" in box and "appliance/cli.py" in box
+    assert "vision/mot_format.py" in box and "appliance/cli/__init__.py" in box
     lab = _wheel_names(checkout / "lab", tmp_path / "lab")
     assert {name.split("/", 1)[0] for name in lab} == {"lab"}
     assert lab_sources <= lab, "every lab module is in its wheel"

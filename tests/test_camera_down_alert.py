@@ -9,9 +9,9 @@ from contextlib import closing
 from pathlib import Path
 
 from appliance.alerts import AlertEngine, alert_history
+from appliance.box.runtime import Box
+from appliance.box.supervisor import RestartPolicy
 from appliance.config import CameraConfig, load_config
-from appliance.runtime import Box
-from appliance.supervisor import RestartPolicy
 from local_db import connect
 from vision.worker import PointSink, StateSink, WorkerStats
 

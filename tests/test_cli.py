@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.box.runtime import Box
 from appliance.config import parse_config
-from appliance.runtime import Box
 from local_db import camera_events, connect, count_track_points
 from vision.mot_format import read_mot
 
@@ -181,7 +181,7 @@ def test_run_under_systemd_serves_health_and_logs_json(tmp_path: Path, vtest: Pa
     assert all({"ts", "level", "logger", "msg"} <= r.keys() for r in records)
     assert {
         "level": "INFO",
-        "logger": "appliance.runtime",
+        "logger": "appliance.box.runtime",
         "msg": "signal SIGTERM: stopping",
     }.items() <= next(r for r in records if r["msg"].startswith("signal")).items()
 

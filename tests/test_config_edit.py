@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from appliance.config import ConfigError, load_config
-from appliance.config_edit import (
+from appliance.config.editing import (
     ConfigEditError,
     atomic_save,
     read_document,

@@ -24,7 +24,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from appliance import config_edit
 from appliance.alerts import AlertEngine, SimulatedGpio, alert_history
 from appliance.config import (
     MAX_CALIBRATION_PAIRS,
@@ -36,13 +35,14 @@ from appliance.config import (
     load_config,
     parse_config,
 )
-from appliance.config_edit import read_document, save_edit, set_zones
+from appliance.config import editing as config_edit
+from appliance.config.editing import read_document, save_edit, set_zones
+from appliance.config.yaml_loader import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 from local_db import connect, migrate
 from tests.test_alerts import Box, make_config
 from tests.test_config import EXAMPLE, edit, line_of
 from tests.test_live import at, walk, write
 from tests.webui_support import csrf_token, make_app, post_json, sign_in, store_copy
-from vision.yaml_model import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 
 REPO = Path(__file__).resolve().parent.parent
 FILE = "store.yaml"

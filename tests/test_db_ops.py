@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from appliance.db_commands import add_db_parser
+from appliance.cli.db import add_db_parser
 from local_db import DbWriter, connect, count_track_points, read_track_points
 from local_db.backup import (
     BackupError,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import build_parser
-from appliance.web_commands import demo_folder
+from appliance.cli.web import demo_folder
 
 from .conftest import REPO
 

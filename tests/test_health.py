@@ -17,8 +17,8 @@ from flask import Flask
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from appliance.box.health import Health
 from appliance.config import BoxConfig, parse_config
-from appliance.health import Health
 from local_db import DbWriter, connect
 from vision.worker import WorkerStats
 from webui.ops import WebServer, ops_app, ops_blueprint

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.analytics.ingest import IngestError, ingest_csv
 from appliance.config import BoxConfig, load_config
-from appliance.ingest import IngestError, ingest_csv
 from local_db import connect, migrate, read_track_points
 
 from .conftest import EXAMPLE_CONFIG, REPO

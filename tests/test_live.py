@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from appliance.analytics.ingest import ingest_csv
+from appliance.analytics.live import LiveCache, LiveSnapshot, snapshot
 from appliance.config import BoxConfig, load_config, parse_config
-from appliance.ingest import ingest_csv
-from appliance.live import LiveCache, LiveSnapshot, snapshot
 from lab.sim import SimResult, load_scenario, load_store_geometry, simulate
 from local_db import connect, migrate
 

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from appliance.logs import JsonFormatter
+from appliance.box.logs import JsonFormatter
 
 
 def test_one_json_object_per_record() -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cameras import build_detector
+from appliance.box.cameras import build_detector
 from appliance.config import BoxConfig
 from local_db import connect, count_track_points
 

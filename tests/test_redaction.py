@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from appliance.cameras import build_worker
+from appliance.box.cameras import build_worker
+from appliance.box.health import Health
+from appliance.box.logs import log_handler
+from appliance.box.runtime import Box, CameraRunnable
+from appliance.box.supervisor import RestartPolicy
 from appliance.config import BoxConfig, CameraConfig, load_config
-from appliance.health import Health
-from appliance.logs import log_handler
-from appliance.runtime import Box, CameraRunnable
-from appliance.supervisor import RestartPolicy
 from local_db import DbWriter, camera_events, connect
 from vision.redaction import redact
 from vision.types import Detections
@@ -196,7 +196,7 @@ def test_the_box_log_setup_redacts_any_record(fmt: str) -> None:
     """Any logger, any argument, any traceback: the box's handler writes it redacted."""
     code = f"""
 import logging
-from appliance.logs import setup_logging
+from appliance.box.logs import setup_logging
 setup_logging(logging.INFO, {fmt!r})
 log = logging.getLogger("some.library")
 url = "rtsp://admin:{SECRET}@cam/stream1"

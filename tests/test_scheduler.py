@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from appliance.analytics.engine import analyze_range
+from appliance.box.health import Health
+from appliance.box.scheduler import BoxScheduler
 from appliance.config import BoxConfig, parse_config
-from appliance.health import Health
-from appliance.scheduler import BoxScheduler
 from local_db import DbWriter, connect, count_track_points
 
 from .conftest import wait_for

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from appliance.box.health import Health
+from appliance.box.runtime import Box
+from appliance.box.sdnotify import Notifier
 from appliance.config import BoxConfig, CameraConfig, parse_config
-from appliance.health import Health
-from appliance.runtime import Box
-from appliance.sdnotify import Notifier
 from vision.worker import PointSink, StateSink, WorkerStats
 
 from .conftest import EXAMPLE_CONFIG

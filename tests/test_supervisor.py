@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from appliance.cameras import build_worker
+from appliance.box.cameras import build_worker
+from appliance.box.runtime import Box, CameraRunnable
+from appliance.box.supervisor import RestartBudget, RestartPolicy
 from appliance.config import BoxConfig, CameraConfig, parse_config
-from appliance.runtime import Box, CameraRunnable
-from appliance.supervisor import RestartBudget, RestartPolicy
 from local_db import camera_events, connect, count_track_points
 from vision.detectors import Detector, OnnxDetectorConfig, create_detector
 from vision.types import Detections

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from appliance.cameras import build_detector, process_file
+from appliance.box.cameras import build_detector, process_file
 from appliance.config import BoxConfig
 from local_db import camera_events, connect, read_track_points
 from vision.detectors import OnnxDetectorConfig, UltralyticsDetectorConfig, create_detector

@@ -32,8 +32,8 @@ from flask.testing import FlaskClient
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.test import TestResponse
 
+from appliance.box.health import Health
 from appliance.config import load_config
-from appliance.health import Health
 from tests.test_plan_upload import HOSTILE as HOSTILE_IMAGES
 from tests.test_plan_upload import jpeg_bytes, zero_png
 from tests.webui_support import PASSWORD, csrf_token, make_app, raise_alert, sign_in, store_copy

@@ -15,11 +15,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from appliance.analytics.engine import BUCKET_MS
+from appliance.analytics.live import snapshot
 from appliance.analytics.metrics import MetricSettings
 from appliance.analytics.rollups import rollup
+from appliance.box.health import Health
 from appliance.config import load_config
-from appliance.health import Health
-from appliance.live import snapshot
 from local_db import connect
 from tests.webui_support import SimStore, app_on_copy, build_sim_store, sign_in
 from vision.worker import WorkerStats

@@ -11,8 +11,8 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
+from appliance.box.health import Health
 from appliance.config import load_config
-from appliance.health import Health
 from tests.webui_support import REPO, csrf_token, make_app, raise_alert, sign_in
 from webui.ops import ops_blueprint
 

@@ -17,8 +17,8 @@ from werkzeug.test import TestResponse
 from appliance.alerts import Transition
 from appliance.alerts.log import record
 from appliance.analytics.engine import BUCKET_MS, analyze_range
+from appliance.analytics.ingest import ingest_csv
 from appliance.config import BoxConfig, load_config
-from appliance.ingest import ingest_csv
 from lab.sim import load_scenario, load_store_geometry, simulate
 from local_db import connect, migrate
 from webui import create_app
@@ -147,7 +147,7 @@ def app_on_copy(store: SimStore, tmp_path: Path, now_ms: int) -> Flask:
 
 def store_copy(tmp_path: Path, layout: str = "supermarket") -> Path:
     """A simulated store's YAML copied into ``tmp_path``, its database in ``tmp_path/box.db``."""
-    from appliance.config_edit import read_document
+    from appliance.config.editing import read_document
 
     doc = read_document((REPO / "examples" / "sim" / layout / "store.yaml").read_text())
     doc.root["storage"]["db_path"] = str(tmp_path / "box.db")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -49,6 +48,8 @@ def letterbox(
     Returns:
         The ``(1, 3, H, W)`` float32 blob in ``[0, 1]`` and the letterbox geometry.
     """
+    import cv2  # here, not at the top: a config (its detector settings) loads without OpenCV
+
     h, w = image.shape[:2]
     in_h, in_w = input_hw
     resized: npt.NDArray[np.uint8] = image
@@ -140,6 +141,8 @@ class YoloDecoder:
         cls = self.person_classes[best[keep]]
         xyxy = self._boxes(out, keep)
         # Class-agnostic NMS (OpenCV's C++ implementation, sorted by score).
+        import cv2
+
         wh = xyxy[:, 2:] - xyxy[:, :2]
         kept = cv2.dnn.NMSBoxes(
             np.concatenate([xyxy[:, :2], wh], axis=1).tolist(), conf.tolist(), self.conf, self.iou

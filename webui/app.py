@@ -10,8 +10,7 @@ signed-in installers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,38 +18,22 @@ from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.config import BoxConfig, load_config
+from appliance.config import load_config
 from local_db import connect, migrate
-from webui import auth
+from webui import auth, editor, pages
 from webui.accounts import secret_key
+from webui.context import DashboardContext, FrameProvider
 from webui.db import close_dbs
 from webui.limiter import LoginLimiter
 from webui.proxy import TrustedProxies
 
 logger = logging.getLogger(__name__)
 
-#: camera id → the newest frame in the box's RAM ring buffer as JPEG bytes (None: no frame).
-FrameProvider = Callable[[str], bytes | None]
-
 _CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
     "base-uri 'none'"
 )
-
-
-@dataclass
-class DashboardContext:
-    """What every view may need: the store config (re-read after an edit) and the frames."""
-
-    config_path: Path
-    config: BoxConfig
-    frames: FrameProvider | None
-
-    def reload(self) -> BoxConfig:
-        """Re-read the config file (after the editor saved it)."""
-        self.config = load_config(self.config_path)
-        return self.config
 
 
 def create_app(
@@ -107,8 +90,6 @@ def create_app(
     CSRFProtect(app)
     app.teardown_appcontext(close_dbs)
 
-    from webui import editor, pages  # the page modules import this module's context type
-
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(editor.bp)
@@ -153,11 +134,3 @@ def create_app(
         return render_template("error.html", code=413, message="That upload is too large."), 413
 
     return app
-
-
-def context() -> DashboardContext:
-    """The running app's :class:`DashboardContext`."""
-    from flask import current_app
-
-    ctx: DashboardContext = current_app.extensions["footfall"]
-    return ctx

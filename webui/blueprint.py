@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from flask import Blueprint, render_template, request
 
 from appliance.config import BoxConfig
-from webui.app import context
 from webui.bodies import refuse_unsafe_json
+from webui.context import context
 from webui.floorplan import ZONE_KIND_LABELS
 from webui.periods import (
     WINDOWS,

@@ -1,4 +1,4 @@
-"""CSV downloads of the charts' tables (``export`` permission), through :mod:`appliance.export`.
+"""CSV downloads of the charts' tables (``export`` permission).
 
 The rows are exactly what ``footfall export`` writes for the same table, window,
 period and k (k-suppression included), plus two columns: the bucket's local time
@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 from flask import Response, abort, request, url_for
 
+from appliance.analytics.export import TABLES, read_table
 from appliance.analytics.rollups import PERIODS, Period
-from appliance.export import TABLES, read_table
 from webui.auth import requires
 from webui.blueprint import Scope, bp, scope
 from webui.coverage import bucket_status, by_period

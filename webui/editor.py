@@ -2,7 +2,7 @@
 
 Every route is under ``/installer`` and needs the ``edit_config`` permission; the
 live camera frame also needs ``live_camera``. A save goes through
-:func:`appliance.config_edit.save_edit`: the edited YAML is validated first (a bad
+:func:`appliance.config.editing.save_edit`: the edited YAML is validated first (a bad
 edit is a 400 naming the key, and the file is untouched), the previous file is
 backed up, the new one replaces it atomically, and the dashboard reloads it.
 Camera frames arrive as opaque JPEG bytes from the box's RAM ring buffer and are
@@ -44,7 +44,7 @@ from appliance.config import (
     ConfigError,
     ZoneConfig,
 )
-from appliance.config_edit import (
+from appliance.config.editing import (
     ConfigEditError,
     SavedConfig,
     atomic_write,
@@ -55,11 +55,11 @@ from appliance.config_edit import (
     set_lines,
     set_zones,
 )
+from appliance.config.yaml_loader import MAX_YAML_BYTES
 from vision.homography import CalibrationError, fit_homography
 from vision.snapshots import DECODE_RETRY_S, DecoderBusyError, ImageError, check_plan_image
-from vision.yaml_model import MAX_YAML_BYTES
-from webui.app import context
 from webui.auth import requires
+from webui.context import context
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ two hours, database size, free disk, sync lag, and the running box's frame rates
 when it reports them.
 
 The box's runtime may put an object with ``health_report() -> dict`` under
-``app.extensions["footfall_health"]`` (:class:`appliance.health.Health`); its
+``app.extensions["footfall_health"]`` (:class:`appliance.box.health.Health`); its
 per-camera ``fps`` and ``dropped_frames`` are then shown too.
 """
 

@@ -3,7 +3,7 @@
 Stored cells are ``MetricSettings.heatmap_cell_m`` (25 cm) wide; the page merges
 them into display cells so that the plan never draws more than ~2,500 of them.
 A merged cell's ``people`` is the largest count of its cells and buckets: a lower
-bound, so k-suppression errs towards hiding (as :func:`appliance.export.read_table`).
+bound, so k-suppression errs towards hiding (as :func:`appliance.analytics.export.read_table`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Live page: the plan with everyone seen in the last seconds, zone counts, queues, alerts.
 
-The state comes from :func:`appliance.live.snapshot` with one :class:`LiveCache` per
+The state comes from :func:`appliance.analytics.live.snapshot` with one :class:`LiveCache` per
 app, so a poll reads only the points written since the last one; positions are anonymous dots
 (staff in another colour). The fragment polls every 2 s, only while the page is
 visible (``static/app.js``).
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from appliance.alerts import active_alerts
+from appliance.analytics.live import LiveCache, LiveSnapshot, snapshot
 from appliance.config import BoxConfig
-from appliance.live import LiveCache, LiveSnapshot, snapshot
 from webui.auth import requires
 from webui.blueprint import bp, render_page, scope
 from webui.db import read_db

@@ -4,7 +4,7 @@ The dashboard's app factory registers :func:`ops_blueprint`; ``footfall run
 --listen`` serves :func:`ops_app` (these two endpoints only) until the
 dashboard is wired in. Neither endpoint needs a login: they carry no store data
 beyond camera ids and counters, and monitoring must reach them; ``/healthz`` shows
-no file path or URL (:meth:`appliance.health.Health.public_report`).
+no file path or URL (``public_report`` of the box's ``appliance.box.health.Health``).
 """
 
 from __future__ import annotations
@@ -12,19 +12,29 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from typing import Any, Protocol
 from wsgiref.types import WSGIApplication
 
 from flask import Blueprint, Flask, Response, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from waitress import wasyncore
 from waitress.server import create_server
-
-from appliance.health import Health
 
 logger = logging.getLogger(__name__)
 
 #: On stop, how long requests already running may take to finish.
 STOP_REQUESTS_S = 1.0
+
+
+class Health(Protocol):
+    """What the endpoints read of the running box's health (the box's runtime provides it)."""
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The Prometheus metrics."""
+
+    def public_report(self) -> dict[str, Any]:
+        """The ``/healthz`` report: ``status`` and its reasons, without paths or URLs."""
 
 
 def ops_blueprint(health: Health) -> Blueprint:

@@ -4,7 +4,7 @@ Every stored time is UTC milliseconds; a window is ``[t0_ms, t1_ms)`` in UTC, ch
 in the store's time zone. Aggregates exist for closed 5-minute buckets only, so the
 rolling windows end at the last closed bucket. Every date a page is asked for is
 parsed here, and refused outside the years 2000-2100 (see
-:func:`appliance.export.year_error`).
+:func:`appliance.analytics.export.year_error`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from appliance.analytics.engine import BUCKET_MS
+from appliance.analytics.export import year_error
 from appliance.analytics.rollups import Period
-from appliance.export import year_error
 
 #: the window choices every page with a window offers, in menu order
 WINDOWS = {
@@ -110,7 +110,8 @@ def _check_year(when: date, text: str) -> None:
     """Refuse ``when`` (parsed from ``text``) unless its year may be asked for.
 
     Raises:
-        WindowError: the year is outside :data:`appliance.export.MIN_YEAR` .. ``MAX_YEAR``.
+        WindowError: the year is outside ``MIN_YEAR`` .. ``MAX_YEAR`` of
+            :mod:`appliance.analytics.export`.
     """
     problem = year_error(when, text)
     if problem:

@@ -25,8 +25,8 @@ from appliance.alerts.measures import Inputs, SystemState, measure_system
 from appliance.alerts.roster import Roster, RosterError, load_roster
 from appliance.alerts.rules import AlertState, Transition, evaluate
 from appliance.alerts.webhook import WebhookSender
+from appliance.analytics.live import LiveCache, LiveSnapshot, snapshot
 from appliance.config import AlertingConfig, BoxConfig, ConfigError, load_config
-from appliance.live import LiveCache, LiveSnapshot, snapshot
 from local_db import connect, migrate
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import shapely
 
 from appliance.alerts.roster import STORE, Roster
+from appliance.analytics.live import LiveSnapshot
 from appliance.config import AlertRule, BoxConfig, ZoneConfig
-from appliance.live import LiveSnapshot
 
 logger = logging.getLogger(__name__)
 

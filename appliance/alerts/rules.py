@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import Literal
 
 from appliance.alerts.measures import Inputs, Measures, local_time
+from appliance.analytics.live import LiveSnapshot
 from appliance.config import DAYS, ActiveHours, AlertRule
-from appliance.live import LiveSnapshot
 
 logger = logging.getLogger(__name__)
 

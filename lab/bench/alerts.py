@@ -22,8 +22,8 @@ import numpy as np
 
 from appliance.alerts.engine import AlertEngine
 from appliance.alerts.log import alert_history
+from appliance.analytics.live import LiveCache, snapshot
 from appliance.config import BoxConfig, load_config
-from appliance.live import LiveCache, snapshot
 from local_db import DbWriter, connect, migrate
 
 WIDTH_M, DEPTH_M, HZ = 40.0, 30.0, 10

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.cameras import build_detector, process_file
+from appliance.box.cameras import build_detector, process_file
 from appliance.config import BoxConfig
 from lab import CHECKOUT
 from vision.assets import resolve_model

@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from appliance.config import ConfigError, load_config
+from appliance.config.yaml_loader import YamlIssue, YamlModelError, parse_model, read_yaml_text
 from lab.sim.distributions import Distribution, Lognormal, Normal
 from lab.sim.geometry import StoreGeometry
-from vision.yaml_model import YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from appliance.config import BoxConfig, ConfigError, ConfigIssue, parse_config
-from vision.yaml_model import check_budget, read_yaml_text
+from appliance.config.yaml_loader import check_budget, read_yaml_text
 
 logger = logging.getLogger(__name__)
 

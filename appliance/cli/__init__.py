@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from vision.types import Tracks
     from vision.worker import WorkerStats
 
-from appliance.alerts.commands import add_alerts_parser
+from appliance.box.logs import setup_logging
+from appliance.cli.alerts import add_alerts_parser
+from appliance.cli.db import add_db_parser
+from appliance.cli.web import add_web_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
-from appliance.db_commands import add_db_parser
-from appliance.logs import setup_logging
-from appliance.web_commands import add_web_parser
 
 logger = logging.getLogger("footfall")
 
@@ -37,7 +37,7 @@ LAB_MISSING = (
 
 
 def _parse_utc(text: str) -> int:
-    from appliance.export import year_error
+    from appliance.analytics.export import year_error
 
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -101,7 +101,7 @@ def _process_video(
 ) -> WorkerStats:
     from tqdm import tqdm
 
-    from appliance.cameras import build_detector, process_file
+    from appliance.box.cameras import build_detector, process_file
     from vision.mot_format import MotRow, write_mot
     from vision.sources import frame_count
 
@@ -132,10 +132,10 @@ def _process_video(
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the box until SIGTERM: cameras, scheduler, alert engine and the dashboard."""
     from appliance.alerts import AlertEngine, AlertSetupError, RosterError, Transition
-    from appliance.alerts.commands import report_setup_error
-    from appliance.live import LiveSnapshot
-    from appliance.runtime import Box
-    from appliance.scheduler import BoxScheduler
+    from appliance.analytics.live import LiveSnapshot
+    from appliance.box.runtime import Box
+    from appliance.box.scheduler import BoxScheduler
+    from appliance.cli.alerts import report_setup_error
     from webui import create_app
     from webui.ops import WebServer, ops_blueprint
     from webui.serve import setup_token
@@ -391,7 +391,7 @@ def _open_db(config: BoxConfig, db: str | None) -> sqlite3.Connection:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Import a trajectory CSV (all rows or none)."""
-    from appliance.ingest import IngestError, ingest_csv
+    from appliance.analytics.ingest import IngestError, ingest_csv
 
     conn = _open_db(args.config, args.db)
     try:
@@ -428,7 +428,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write an aggregate table (rolled up, k-suppressed) as CSV or Parquet."""
-    from appliance.export import ExportError, read_table, write
+    from appliance.analytics.export import ExportError, read_table, write
 
     conn = _open_db(args.config, args.db)
     try:
@@ -612,7 +612,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.debug("%s needs the lab: %s", args.command, exc)
         print(LAB_MISSING, file=sys.stderr)
         return EXIT_BAD_INPUT
-
-
-if __name__ == "__main__":
-    sys.exit(main())

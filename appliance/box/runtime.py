@@ -20,11 +20,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal, Protocol
 
-from appliance.cameras import build_detector, build_worker
+from appliance.box.cameras import build_detector, build_worker
+from appliance.box.health import FrameCounters, Health
+from appliance.box.sdnotify import Notifier
+from appliance.box.supervisor import Crash, RestartPolicy, Service, Supervisor
 from appliance.config import BoxConfig, CameraConfig
-from appliance.health import FrameCounters, Health
-from appliance.sdnotify import Notifier
-from appliance.supervisor import Crash, RestartPolicy, Service, Supervisor
 from local_db import DbWriter
 from local_db.backup import remove_stale_temps
 from vision.ring_buffer import FrameRingBuffer

@@ -45,8 +45,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from appliance.analytics.engine import BUCKET_MS, LOOKBACK_MS, analyze_range
+from appliance.box.health import Health
 from appliance.config import BoxConfig
-from appliance.health import Health
 from local_db import connect, delete_track_points_before
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _up(t_ms: int) -> int:
 
 
 class BoxScheduler:
-    """The scheduled jobs of one box; a :class:`appliance.supervisor.Service`.
+    """The scheduled jobs of one box; a :class:`appliance.box.supervisor.Service`.
 
     The job methods take an explicit ``now_ms`` so that tests (and a catch-up
     by hand) drive them without waiting for the clock.

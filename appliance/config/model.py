@@ -27,10 +27,16 @@ from pydantic import (
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
+from appliance.config.yaml_loader import (
+    LocatedError,
+    YamlIssue,
+    YamlModelError,
+    parse_model,
+    read_yaml_text,
+)
 from vision.detectors import DetectorConfig, OnnxDetectorConfig
 from vision.homography import CalibrationError, FloorMapping, fit_homography
 from vision.tracking import TrackerSettings
-from vision.yaml_model import LocatedError, YamlIssue, YamlModelError, parse_model, read_yaml_text
 
 CONFIG_VERSION = 1
 #: caps that keep a config (an editor save, later a hub push) cheap to validate and use

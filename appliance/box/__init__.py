@@ -1,0 +1,1 @@
+"""The running box: camera wiring, supervision, scheduled jobs, health, systemd notify, logs."""
