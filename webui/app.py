@@ -19,7 +19,8 @@ from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.config import BoxConfig, load_config
+from appliance.config import BoxConfig
+from appliance.live_config import LiveConfig
 from local_db import connect, migrate
 from webui import auth
 from webui.accounts import secret_key
@@ -41,20 +42,29 @@ _CSP = (
 
 @dataclass
 class DashboardContext:
-    """What every view may need: the store config (re-read after an edit) and the frames."""
+    """What every view may need: the store config (live: re-read when it changes) and frames."""
 
-    config_path: Path
-    config: BoxConfig
+    live: LiveConfig
     frames: FrameProvider | None
 
+    @property
+    def config_path(self) -> Path:
+        """The store YAML (the editor writes it back)."""
+        return self.live.path
+
+    @property
+    def config(self) -> BoxConfig:
+        """The config in use: the file's newest good version."""
+        return self.live.current()
+
     def reload(self) -> BoxConfig:
-        """Re-read the config file (after the editor saved it)."""
-        self.config = load_config(self.config_path)
-        return self.config
+        """Re-read the config file now (after the editor saved it)."""
+        self.live.reload()
+        return self.live.current()
 
 
 def create_app(
-    config_path: str | Path,
+    config_path: str | Path | LiveConfig,
     db_path: str | Path | None = None,
     *,
     frames: FrameProvider | None = None,
@@ -64,7 +74,8 @@ def create_app(
     """Build the dashboard app.
 
     Args:
-        config_path: the store YAML (validated now; the editor writes it back).
+        config_path: the store YAML (validated now; the editor writes it back), or
+            the process's live config of it (``footfall run`` shares its own).
         db_path: the SQLite file (default: the config's ``storage.db_path``); it is
             created and migrated if needed.
         frames: the live camera frames for the installer's calibration view.
@@ -74,8 +85,8 @@ def create_app(
     Raises:
         appliance.config.ConfigError: the config file is invalid.
     """
-    config_path = Path(config_path)
-    config = load_config(config_path)
+    live = config_path if isinstance(config_path, LiveConfig) else LiveConfig(config_path)
+    config = live.current()
     db = Path(db_path or config.storage.db_path).expanduser()
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(db)
@@ -99,7 +110,7 @@ def create_app(
         MAX_CONTENT_LENGTH=16 << 20,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
-    app.extensions["footfall"] = DashboardContext(config_path, config, frames)
+    app.extensions["footfall"] = DashboardContext(live, frames)
     app.extensions["footfall_login_limiter"] = LoginLimiter(config.web.login_attempts)
     if config.web.trusted_proxies:
         app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)  # type: ignore[method-assign]
