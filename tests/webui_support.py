@@ -19,6 +19,7 @@ from appliance.alerts.log import record
 from appliance.analytics.engine import BUCKET_MS, analyze_range
 from appliance.analytics.ingest import ingest_csv
 from appliance.config import BoxConfig, load_config
+from appliance.config.live import LiveConfig
 from lab.sim import load_scenario, load_store_geometry, simulate
 from local_db import connect, migrate
 from webui import create_app
@@ -29,7 +30,7 @@ PASSWORD = "correct horse battery"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def make_app(tmp_path: Path, config: Path | None = None, **kwargs: object) -> Flask:
+def make_app(tmp_path: Path, config: Path | LiveConfig | None = None, **kwargs: object) -> Flask:
     """The dashboard over a fresh database in ``tmp_path`` with one account per role."""
     db = tmp_path / "box.db"
     app = create_app(config or REPO / "examples" / "vtest.yaml", db, testing=True, **kwargs)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.config import load_config
+from appliance.config.live import LiveConfig
 from local_db import connect, migrate
 from webui import auth, editor, pages
 from webui.accounts import secret_key
@@ -37,7 +37,7 @@ _CSP = (
 
 
 def create_app(
-    config_path: str | Path,
+    config_path: str | Path | LiveConfig,
     db_path: str | Path | None = None,
     *,
     frames: FrameProvider | None = None,
@@ -47,7 +47,8 @@ def create_app(
     """Build the dashboard app.
 
     Args:
-        config_path: the store YAML (validated now; the editor writes it back).
+        config_path: the store YAML (validated now; the editor writes it back), or
+            the process's live config of it (``footfall run`` shares its own).
         db_path: the SQLite file (default: the config's ``storage.db_path``); it is
             created and migrated if needed.
         frames: the live camera frames for the installer's calibration view.
@@ -57,8 +58,8 @@ def create_app(
     Raises:
         appliance.config.ConfigError: the config file is invalid.
     """
-    config_path = Path(config_path)
-    config = load_config(config_path)
+    live = config_path if isinstance(config_path, LiveConfig) else LiveConfig(config_path)
+    config = live.current()
     db = Path(db_path or config.storage.db_path).expanduser()
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(db)
@@ -82,7 +83,7 @@ def create_app(
         MAX_CONTENT_LENGTH=16 << 20,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
-    app.extensions["footfall"] = DashboardContext(config_path, config, frames)
+    app.extensions["footfall"] = DashboardContext(live, frames)
     app.extensions["footfall_login_limiter"] = LoginLimiter(config.web.login_attempts)
     if config.web.trusted_proxies:
         app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)  # type: ignore[method-assign]

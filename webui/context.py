@@ -12,7 +12,8 @@ from pathlib import Path
 
 from flask import current_app
 
-from appliance.config import BoxConfig, load_config
+from appliance.config import BoxConfig
+from appliance.config.live import LiveConfig
 
 #: camera id → the newest frame in the box's RAM ring buffer as JPEG bytes (None: no frame).
 FrameProvider = Callable[[str], bytes | None]
@@ -20,16 +21,25 @@ FrameProvider = Callable[[str], bytes | None]
 
 @dataclass
 class DashboardContext:
-    """What every view may need: the store config (re-read after an edit) and the frames."""
+    """What every view may need: the store config (live: re-read when it changes) and frames."""
 
-    config_path: Path
-    config: BoxConfig
+    live: LiveConfig
     frames: FrameProvider | None
 
+    @property
+    def config_path(self) -> Path:
+        """The store YAML (the editor writes it back)."""
+        return self.live.path
+
+    @property
+    def config(self) -> BoxConfig:
+        """The config in use: the file's newest good version."""
+        return self.live.current()
+
     def reload(self) -> BoxConfig:
-        """Re-read the config file (after the editor saved it)."""
-        self.config = load_config(self.config_path)
-        return self.config
+        """Re-read the config file now (after the editor saved it)."""
+        self.live.reload()
+        return self.live.current()
 
 
 def context() -> DashboardContext:

@@ -1,10 +1,12 @@
 """The alert engine: every second, live snapshot → rules → alert log, webhooks, buzzer.
 
 Start-up reads the config (and roster) and restores the alerts still active in
-``alert_log``, so a restart never raises them twice. :meth:`AlertEngine.reload` swaps
-in new rules only if the whole file (and roster) is valid and its outputs start;
-otherwise the last good rules stay and the errors (``FILE:LINE: ...``) are logged once,
-as a warning, and kept in ``errors``. No reload failure of any kind stops the tick.
+``alert_log``, so a restart never raises them twice. The config comes from a
+:class:`appliance.config.live.LiveConfig` (``footfall run`` shares its own with every
+part). :meth:`AlertEngine.reload` swaps in new rules only if the whole file (and
+roster) is valid and its outputs start; otherwise the last good rules stay and the
+errors (``FILE:LINE: ...``) are logged once, as a warning, and kept in ``errors``. No
+reload failure of any kind stops the tick.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from appliance.alerts.rules import AlertState, Transition, evaluate
 from appliance.alerts.webhook import WebhookSender
 from appliance.analytics.live import LiveCache, LiveSnapshot, snapshot
 from appliance.config import AlertingConfig, BoxConfig, ConfigError, load_config
+from appliance.config.live import LiveConfig
 from local_db import connect, migrate
 
 logger = logging.getLogger(__name__)
@@ -45,7 +48,6 @@ class AlertSetup:
     config: BoxConfig
     roster: Roster | None
     secrets: tuple[bytes, ...]
-    files: tuple[tuple[Path, int], ...]  # (path, mtime_ns) of the config and roster
 
 
 def roster_path(config: BoxConfig, config_path: Path) -> Path | None:
@@ -67,12 +69,24 @@ def load_setup(config_path: Path, roster: Path | None = None) -> AlertSetup:
         RosterError: the roster is invalid.
         AlertSetupError: a webhook's secret variable is not set.
     """
-    files = [(config_path, _mtime(config_path))]
-    config = load_config(config_path)
+    return setup_for(load_config(config_path), config_path, roster)
+
+
+def setup_for(config: BoxConfig, config_path: Path, roster: Path | None = None) -> AlertSetup:
+    """Read the roster and the webhook secrets of a validated config.
+
+    Args:
+        config: the store config.
+        config_path: its file (a relative ``alerting.roster`` is relative to its folder).
+        roster: a roster CSV overriding ``alerting.roster``.
+
+    Raises:
+        RosterError: the roster is invalid.
+        AlertSetupError: a webhook's secret variable is not set.
+    """
     path = roster or roster_path(config, config_path)
     loaded = None
     if path is not None:
-        files.append((path, _mtime(path)))
         loaded = load_roster(path, config)
     secrets = []
     for i, hook in enumerate(config.alerting.webhooks):
@@ -83,7 +97,7 @@ def load_setup(config_path: Path, roster: Path | None = None) -> AlertSetup:
                 f"${hook.secret_env} is not set (the HMAC key of {hook.url})"
             )
         secrets.append(secret.encode())
-    return AlertSetup(config, loaded, tuple(secrets), tuple(files))
+    return AlertSetup(config, loaded, tuple(secrets))
 
 
 def _mtime(path: Path) -> int:
@@ -115,7 +129,8 @@ class AlertEngine:
     """Evaluates the rules every second and delivers what changes (a box service).
 
     Args:
-        config_path: the store YAML (re-read by :meth:`reload`).
+        config_path: the store YAML, or the process's live config of it (re-read by
+            :meth:`reload`).
         db_path: the SQLite file (the engine opens its own connection).
         gpio: the buzzer's line (default: from ``alerting.buzzer``).
         system: measures the box (default: free disk of the database's folder, no
@@ -131,22 +146,26 @@ class AlertEngine:
 
     def __init__(
         self,
-        config_path: str | Path,
+        config_path: str | Path | LiveConfig,
         db_path: str | Path,
         *,
         gpio: GpioBackend | None = None,
         system: Callable[[], SystemState] | None = None,
         on_tick: Callable[[LiveSnapshot, list[Transition]], None] | None = None,
     ) -> None:
-        self.config_path = Path(config_path)
+        if isinstance(config_path, LiveConfig):
+            self.live = config_path
+        else:
+            self.live = LiveConfig(config_path)
+        self.config_path = self.live.path
         self._on_tick = on_tick
         self.db_path = Path(db_path)
         self.errors: list[str] = []
         self._system = system or (lambda: measure_system(self.db_path))
         self._gpio = gpio
-        self._failed_files: tuple[tuple[Path, int], ...] = ()
         self._now_ms: int | None = None  # the last tick's time
-        self.setup = load_setup(self.config_path)
+        self.setup = setup_for(self.live.current(), self.config_path)
+        self._tried = self._files_state()
         self.conn = connect(self.db_path)
         migrate(self.conn)
         self.cache = LiveCache(self.setup.config)
@@ -203,19 +222,26 @@ class AlertEngine:
             self._buzzer.close()
         self._buzzer = buzzer
 
-    def reload(self, config_path: str | Path | None = None) -> bool:
+    def reload(self) -> bool:
         """Re-read the config and roster; keep the last good rules if either is bad.
 
         A failure of any kind (an invalid file, a missing secret, a buzzer that cannot
         be opened, a bug) leaves the last good rules running; it is logged as one warning.
+        With an invalid file, the last good rules are those of the live config's last
+        good version.
 
         Returns:
             True if the new rules are in use; False (and ``errors`` says why) if not.
         """
-        path = Path(config_path) if config_path is not None else self.config_path
+        path = self.config_path
         try:
-            setup = load_setup(path)
-            self._swap(setup)
+            self.live.reload()
+            config = self.live.current()  # the file's newest good version
+            if config is not self.config or not self.live.issues:
+                setup = setup_for(config, path)
+                self._swap(setup)
+            if self.live.issues:  # the file's newest version is bad: say so
+                raise ConfigError(self.live.issues)
         except ConfigError as exc:
             self.errors = [str(issue) for issue in exc.issues]
         except (RosterError, AlertSetupError) as exc:
@@ -224,7 +250,7 @@ class AlertEngine:
             logger.debug("reloading %s failed", path, exc_info=True)
             self.errors = [f"{path}: cannot use the new config: {type(exc).__name__}: {exc}"]
         else:
-            self.config_path, self.errors = path, []
+            self.errors = []
             logger.info("alert rules reloaded from %s: %d rule(s)", path, len(setup.config.alerts))
             return True
         logger.warning(
@@ -310,16 +336,18 @@ class AlertEngine:
         Returns:
             None if nothing changed, else what :meth:`reload` returned.
         """
-        paths = [self.config_path]
-        path = roster_path(self.config, self.config_path)
-        if path is not None:
-            paths.append(path)
-        now = tuple((p, _mtime(p)) for p in paths)
-        if now == self.setup.files or now == self._failed_files:
+        self.live.check()
+        now = self._files_state()
+        if now == self._tried:
             return None
         ok = self.reload()
-        self._failed_files = () if ok else now
+        self._tried = self._files_state()
         return ok
+
+    def _files_state(self) -> tuple[int, str | None, int | None]:
+        """The live config's version and state, and the roster file's mtime."""
+        path = roster_path(self.config, self.config_path)
+        return (self.live.version, self.live.error, None if path is None else _mtime(path))
 
     def run(self, stop: threading.Event, period_s: float = TICK_S) -> None:
         """Tick every ``period_s`` until ``stop`` is set; reload changed files first."""

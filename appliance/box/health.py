@@ -138,6 +138,7 @@ class Health:
         self._writer: WriterStatus | None = None
         self._write_error: tuple[BaseException, float] | None = None
         self._analysed_until_ms: int | None = None
+        self._config_error: str | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_HealthCollector(self))
 
@@ -199,6 +200,11 @@ class Health:
             if state in ("restarting", "down"):
                 svc.restarts += 1
             svc.state, svc.detail = state, redact(detail)  # running: the last crash is over
+
+    def config_state(self, error: str | None) -> None:
+        """Why the config file's newest version is not in use (None: it is)."""
+        with self._lock:
+            self._config_error = None if error is None else redact(error)
 
     def job_finished(self, job_id: str, ok: bool, error: str = "") -> None:
         """Record one run of a scheduled job."""
@@ -343,6 +349,9 @@ class Health:
             if self._write_error is not None and now - self._write_error[1] < WRITE_ERROR_HOLD_S:
                 error = self._write_error[0]
                 reasons.append(redact(f"database write failed: {type(error).__name__}: {error}"))
+            if self._config_error is not None:
+                reasons.append(f"config: {self._config_error} (running on the last good version)")
+            config_error = self._config_error
             analysed = self._analysed_until_ms
             alerts = sum(self._alerts.values())
             rows = self._writer.rows_written if self._writer is not None else None
@@ -361,6 +370,7 @@ class Health:
             "services": services,
             "jobs": jobs,
             "analytics": {"analysed_until_ms": analysed},
+            "config": {"error": config_error},
             "db": {"path": str(self.db_path), "bytes": db_bytes, "rows_written": rows},
             "disk_free_bytes": free,
             "sync_lag_s": sync_lag,

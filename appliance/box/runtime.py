@@ -25,6 +25,7 @@ from appliance.box.health import FrameCounters, Health
 from appliance.box.sdnotify import Notifier
 from appliance.box.supervisor import Crash, RestartPolicy, Service, Supervisor
 from appliance.config import BoxConfig, CameraConfig
+from appliance.config.live import ConfigSource, LiveConfig, current
 from local_db import DbWriter
 from local_db.backup import remove_stale_temps
 from vision.ring_buffer import FrameRingBuffer
@@ -68,7 +69,8 @@ class Box:
     """The running box.
 
     Args:
-        config: the validated store config.
+        config: the validated store config, or the process's live one: a camera whose
+            config changes is rebuilt (new cameras and a new detector wait for a restart).
         db_path: the SQLite file (default: ``storage.db_path``).
         services: long-running parts to supervise next to the cameras.
         worker_factory: builds camera workers (default: the real pipeline with
@@ -80,7 +82,7 @@ class Box:
 
     def __init__(
         self,
-        config: BoxConfig,
+        config: ConfigSource,
         db_path: Path | None = None,
         *,
         services: Sequence[Service] = (),
@@ -89,13 +91,15 @@ class Box:
         notifier: Notifier | None = None,
         policy: RestartPolicy | None = None,
     ) -> None:
-        self.config = config
+        self.source = config
+        config = current(config)
         self.db_path = db_path or Path(config.storage.db_path).expanduser()
         self.stop_event = threading.Event()
         self.writer = DbWriter(self.db_path)
         self.health = health or Health(config, self.db_path)
         self.notifier = notifier or Notifier()
         self.supervisor = Supervisor(self.stop_event, policy or restart_policy(config))
+        self._camera_ids = [c.id for c in config.cameras]  # the cameras this box runs
         self.services: list[Service] = list(services)
         self._worker_factory = worker_factory
         self._status = ""
@@ -104,6 +108,28 @@ class Box:
         self._rings: dict[str, FrameRingBuffer] = {}
         #: camera id → its newest RAM frame as JPEG, for the installer's calibration view
         self.frame_jpeg = frame_provider(self._rings)
+        if isinstance(self.source, LiveConfig):
+            self.source.subscribe(self._config_changed)
+            self.source.report_to(self.health.config_state)
+
+    @property
+    def config(self) -> BoxConfig:
+        """The config in use (the live config's newest good version)."""
+        return current(self.source)
+
+    def _config_changed(self, old: BoxConfig, new: BoxConfig) -> None:
+        """Rebuild the workers of the cameras whose config changed."""
+        before = {c.id: c for c in old.cameras}
+        after = {c.id: c for c in new.cameras}
+        every = old.tracker != new.tracker or old.ring_buffer != new.ring_buffer
+        for cid in self._camera_ids:
+            if cid in after and (every or before.get(cid) != after[cid]):
+                self.supervisor.restart(f"camera {cid}")
+        moved = sorted(set(before) ^ set(after))
+        if moved:
+            logger.warning("cameras added or removed (%s): the next start runs them", moved)
+        if old.detector != new.detector:
+            logger.warning("the detector's config changed: the next start uses it")
 
     def add_service(self, service: Service) -> None:
         """Supervise one more service (call before :meth:`start`)."""
@@ -118,7 +144,8 @@ class Box:
         self.health.watch_writer(self.writer)
         factory = self._worker_factory or self._real_workers()
         for camera in self.config.cameras:
-            self._supervise_camera(camera, factory)
+            if camera.id in self._camera_ids:  # health knows these (a new one waits)
+                self._supervise_camera(camera, factory)
         for service in self.services:
             self._supervise_service(service)
         logger.info(
@@ -151,7 +178,8 @@ class Box:
                 self.health.points_stored(camera.id, max(r.t_utc_ms for r in rows))
 
         def make() -> CameraRunnable:
-            worker = factory(camera, on_points, self._store_state)
+            latest = {c.id: c for c in self.config.cameras}.get(camera.id, camera)
+            worker = factory(latest, on_points, self._store_state)
             self.health.attach_counters(camera.id, worker.stats)
             if isinstance(worker, CameraWorker) and worker.ring is not None:
                 self._rings[camera.id] = worker.ring
@@ -192,10 +220,12 @@ class Box:
     def cameras_running(self) -> list[str]:
         """Ids of the cameras whose supervised thread still runs."""
         alive = set(self.supervisor.alive())
-        return [c.id for c in self.config.cameras if f"camera {c.id}" in alive]
+        return [cid for cid in self._camera_ids if f"camera {cid}" in alive]
 
     def tick(self) -> None:
-        """Sample health, pet the watchdog unless something is wedged, update the status."""
+        """Look at the config file, sample health, pet the watchdog, update the status."""
+        if isinstance(self.source, LiveConfig):
+            self.source.check()
         self.health.sample()
         problems = self.health.liveness_problems()
         interval = self.notifier.watchdog_interval_s
@@ -225,8 +255,8 @@ class Box:
             logger.warning("still running after %.0f s: %s", STOP_TIMEOUT_S, stuck)
         # while the box is off its cameras see nothing: coverage must not count it as up
         stopped_ms = round(time.time() * 1000)
-        for camera in self.config.cameras:
-            self._store_state(camera.id, stopped_ms, "down", "box stopped")
+        for cid in self._camera_ids:
+            self._store_state(cid, stopped_ms, "down", "box stopped")
         self.writer.close()
         logger.info("box stopped; %d rows written", self.writer.rows_written)
 

@@ -47,6 +47,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from appliance.analytics.engine import BUCKET_MS, LOOKBACK_MS, analyze_range
 from appliance.box.health import Health
 from appliance.config import BoxConfig
+from appliance.config.live import ConfigSource, current
 from local_db import connect, delete_track_points_before
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,9 @@ class BoxScheduler:
     by hand) drive them without waiting for the clock.
 
     Args:
-        config: the store config (``runtime`` timings, retention, time zone).
+        config: the store config (``runtime`` timings, retention, time zone), or the
+            process's live one: each job run uses its newest good version (the
+            timings and the time zone are read once, at start).
         db_path: the SQLite file; each job run opens its own connection.
         health: told about every job run and the analysed high-water mark.
         sync: pushes aggregates to the hub, run every ``runtime.sync_every_s``.
@@ -110,7 +113,7 @@ class BoxScheduler:
 
     def __init__(
         self,
-        config: BoxConfig,
+        config: ConfigSource,
         db_path: Path,
         *,
         health: Health | None = None,
@@ -118,7 +121,7 @@ class BoxScheduler:
         weekly_report: JobCallable | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.config = config
+        self.source = config
         self.db_path = db_path
         self.health = health
         self.sync = sync
@@ -126,6 +129,11 @@ class BoxScheduler:
         self._clock = clock
         self._stopping = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
+
+    @property
+    def config(self) -> BoxConfig:
+        """The config in use now (the live config's newest good version)."""
+        return current(self.source)
 
     def _now_ms(self, now_ms: int | None) -> int:
         return round(self._clock() * 1000) if now_ms is None else now_ms
@@ -147,9 +155,10 @@ class BoxScheduler:
         Returns:
             The ``[t0, t1)`` ranges analysed, oldest first (empty: nothing closed).
         """
+        config = self.config  # one version for the whole run (zones saved meanwhile: next run)
         now = self._now_ms(now_ms)
-        closed_end = _down(now - self.config.runtime.late_grace_s * 1000)
-        retention_ms = round(self.config.storage.track_retention_hours * 3_600_000)
+        closed_end = _down(now - config.runtime.late_grace_s * 1000)
+        retention_ms = round(config.storage.track_retention_hours * 3_600_000)
         floor = _up(now - retention_ms + LOOKBACK_MS)
         done: list[tuple[int, int]] = []
         with closing(connect(self.db_path)) as conn:
@@ -178,7 +187,7 @@ class BoxScheduler:
                 if self._stopping.is_set():
                     break
                 t1 = min(t0 + CHUNK_BUCKETS * BUCKET_MS, closed_end)
-                analyze_range(conn, self.config, t0, t1)
+                analyze_range(conn, config, t0, t1)
                 done.append((t0, t1))
                 if self.health is not None:
                     self.health.analysed_until(t1)

@@ -6,6 +6,8 @@ supervisor waits and starts it again: 1 s, 2 s, 4 s … up to a maximum, countin
 the restarts in a sliding window. Beyond ``max_restarts`` in that window the
 unit is reported *down* and retried only every ``down_retry_s`` until the
 window has room again (like Frigate's watchdog with a restart budget).
+:meth:`Supervisor.restart` rebuilds a unit on purpose (a camera whose config
+changed): its run is stopped and ``make`` called again, outside the budget.
 """
 
 from __future__ import annotations
@@ -129,7 +131,9 @@ class Supervisor:
         self.stop = stop
         self.policy = policy
         self._threads: dict[str, threading.Thread] = {}
+        self._runs: dict[str, threading.Event] = {}  # unit → the stop event of its current run
         self._lock = threading.Lock()
+        self._relay: threading.Thread | None = None
 
     def add(
         self,
@@ -164,7 +168,36 @@ class Supervisor:
                 daemon=True,
             )
             self._threads[name] = thread
+            if self._relay is None:
+                self._relay = threading.Thread(
+                    target=self._relay_stop, name="supervisor-stop", daemon=True
+                )
+                self._relay.start()
         thread.start()
+
+    def restart(self, name: str) -> bool:
+        """Stop a unit's current run so that it is built again (its config changed).
+
+        The unit's ``run`` sees its stop event set and returns; the supervisor then
+        calls ``make`` again at once. This is not a crash: the budget is untouched.
+
+        Returns:
+            False if no unit of that name runs now.
+        """
+        with self._lock:
+            run = self._runs.get(name)
+        if run is None:
+            return False
+        logger.info("%s: rebuilding it", name)
+        run.set()
+        return True
+
+    def _relay_stop(self) -> None:
+        """Pass the box's stop on to every unit's current run."""
+        self.stop.wait()
+        with self._lock:
+            for run in self._runs.values():
+                run.set()
 
     def alive(self) -> list[str]:
         """Names of the units whose thread still runs."""
@@ -193,8 +226,13 @@ class Supervisor:
     ) -> None:
         budget = RestartBudget(self.policy)
         while not self.stop.is_set():
+            run = threading.Event()
+            with self._lock:
+                self._runs[name] = run
+                if self.stop.is_set():  # the relay has already passed the stop on
+                    run.set()
             try:
-                make().run(self.stop)
+                make().run(run)
             except Exception as exc:
                 delay, exhausted, count = budget.record()
                 if exhausted:
@@ -223,8 +261,12 @@ class Supervisor:
                     on_crash(Crash(name, exc, count, delay, exhausted))
                 self.stop.wait(delay)
                 continue
+            if run.is_set() and not self.stop.is_set():
+                continue  # asked to rebuild (see restart)
             if not self.stop.is_set():
                 logger.info("%s ended", name)
+                with self._lock:
+                    del self._runs[name]
                 if on_end is not None:
                     on_end(name)
             return

@@ -136,13 +136,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.box.runtime import Box
     from appliance.box.scheduler import BoxScheduler
     from appliance.cli.alerts import report_setup_error
+    from appliance.config.live import LiveConfig
     from webui import create_app
     from webui.ops import WebServer, ops_blueprint
     from webui.serve import setup_token
 
     try:
-        config = load_config(args.config)
-        box = Box(config, Path(args.db).expanduser() if args.db else None)
+        live = LiveConfig(args.config)  # the one config every part reads (and reloads)
+        config = live.current()
+        box = Box(live, Path(args.db).expanduser() if args.db else None)
         box.db_path.parent.mkdir(parents=True, exist_ok=True)
 
         def report(snap: LiveSnapshot, transitions: list[Transition]) -> None:
@@ -152,14 +154,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if t.action == "raise":
                     box.health.alert_raised(t.rule.id)
 
-        alerts = AlertEngine(args.config, box.db_path, on_tick=report)
+        alerts = AlertEngine(live, box.db_path, on_tick=report)
     except (ConfigError, RosterError, AlertSetupError) as exc:
         return report_setup_error(exc)
     app = create_app(
-        args.config, box.db_path, frames=box.frame_jpeg, blueprints=[ops_blueprint(box.health)]
+        live, box.db_path, frames=box.frame_jpeg, blueprints=[ops_blueprint(box.health)]
     )
     host, port = args.listen or (config.web.host, config.web.port)
-    box.add_service(BoxScheduler(config, box.db_path, health=box.health))
+    box.add_service(BoxScheduler(live, box.db_path, health=box.health))
     box.add_service(alerts)
     box.add_service(WebServer(app, host, port))
     token = setup_token(app)
