@@ -28,21 +28,27 @@ def test_no_import_cycle_among_our_modules() -> None:
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
-# ``footfall config check`` fits homographies, then exits: OpenCV is not loaded for it
-CONFIG_CHECK_WITHOUT_CV2 = """
+# Importing the box's CLI and config loads no pixel or neural-network library: OpenCV comes
+# in when a homography is first fitted or applied (or the dashboard decodes an image), ONNX
+# Runtime with a detector.
+IMPORTS_WITHOUT_CV2 = """
 import sys
+import appliance.cli, appliance.config, appliance.config.editing
+loaded = sorted(m for m in ("cv2", "onnxruntime", "torch", "ultralytics") if m in sys.modules)
+assert not loaded, loaded
 from appliance.cli import main
 assert main(["config", "check", "examples/vtest.yaml"]) == 0
-loaded = sorted(m for m in ("cv2", "onnxruntime", "torch", "ultralytics") if m in sys.modules)
+assert "cv2" in sys.modules  # the check fitted the homography with OpenCV
+loaded = sorted(m for m in ("onnxruntime", "torch", "ultralytics") if m in sys.modules)
 assert not loaded, loaded
 """
 
 
-def test_config_check_does_not_load_opencv() -> None:
+def test_the_cli_and_config_import_no_pixel_library() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", CONFIG_CHECK_WITHOUT_CV2],
+        [sys.executable, "-c", IMPORTS_WITHOUT_CV2],
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "examples/vtest.yaml: OK" in done.stdout
-    assert "reprojection error 0.00 cm" in done.stdout  # the homography was fitted
+    assert "reprojection error" in done.stdout  # the homography was fitted

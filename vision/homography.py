@@ -1,8 +1,7 @@
 """Image pixels → floor-plan metres, by a homography fitted to calibration pairs.
 
-The fit is plain numpy (OpenCV's ``findHomography`` with ``method=0``, re-done): loading
-or checking a config fits every camera's homography, and does not load OpenCV for it.
-Mapping points (per frame) is OpenCV's ``perspectiveTransform``, imported when first used.
+OpenCV fits and applies the homography; it is imported when first needed, so importing
+the config model (every dashboard process, the hub's config checks) does not load it.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import numpy.typing as npt
 from vision.types import FloatArray
 
 MIN_PAIRS = 4
-_REFINE_STEPS = 10  # Levenberg-Marquardt steps after the linear fit (OpenCV's default)
-F64 = npt.NDArray[np.float64]
 
 
 class CalibrationError(ValueError):
@@ -44,7 +41,7 @@ class FloorMapping:
         """Map ``(N, 2)`` image points to ``(N, 2)`` floor metres."""
         if len(points_px) == 0:
             return np.zeros((0, 2), np.float32)
-        import cv2  # here: fitting (a config check) needs no OpenCV, mapping frames does
+        import cv2
 
         pts = np.asarray(points_px, np.float64).reshape(-1, 1, 2)
         return cv2.perspectiveTransform(pts, self.matrix).reshape(-1, 2).astype(np.float32)
@@ -58,67 +55,6 @@ class FloorMapping:
         pts = np.asarray(points_m, np.float64).reshape(-1, 1, 2)
         inv = np.linalg.inv(self.matrix)
         return cv2.perspectiveTransform(pts, inv).reshape(-1, 2).astype(np.float32)
-
-
-def _transform(matrix: F64, pts: F64) -> F64:
-    """``(N, 2)`` points through a homography, as ``cv2.perspectiveTransform`` maps them."""
-    pts = pts.reshape(-1, 2)
-    out = pts @ matrix[:, :2].T + matrix[:, 2]
-    w = out[:, 2:]
-    scale = np.divide(1.0, w, out=np.zeros_like(w), where=np.abs(w) > np.finfo(np.float64).eps)
-    return np.asarray(out[:, :2] * scale, np.float64)
-
-
-def _normalising(pts: F64) -> F64:
-    """The similarity that moves ``pts`` to their centroid with mean distance 1 per axis."""
-    centre = pts.mean(axis=0)
-    spread = np.abs(pts - centre).mean(axis=0)
-    sx, sy = (1.0 / s if s > 0 else 1.0 for s in spread)
-    return np.array([[sx, 0.0, -sx * centre[0]], [0.0, sy, -sy * centre[1]], [0.0, 0.0, 1.0]])
-
-
-def _linear_fit(img: F64, flr: F64) -> F64:
-    """The normalised direct linear transform: the algebraic least-squares homography."""
-    t_img, t_flr = _normalising(img), _normalising(flr)
-    (x, y), (u, v) = _transform(t_img, img).T, _transform(t_flr, flr).T
-    one, zero = np.ones_like(x), np.zeros_like(x)
-    rows = np.concatenate(
-        [
-            np.stack([x, y, one, zero, zero, zero, -u * x, -u * y, -u], axis=1),
-            np.stack([zero, zero, zero, x, y, one, -v * x, -v * y, -v], axis=1),
-        ]
-    )
-    normalised = np.linalg.svd(rows)[2][-1].reshape(3, 3)
-    matrix: F64 = np.linalg.inv(t_flr) @ normalised @ t_img
-    return np.asarray(matrix / matrix[2, 2], np.float64)
-
-
-def _refine(matrix: F64, img: F64, flr: F64) -> F64:
-    """Levenberg-Marquardt on the floor-space error, ``matrix[2, 2]`` held at 1."""
-    h = matrix.reshape(-1)[:8].copy()
-    x, y = img[:, 0], img[:, 1]
-    one, zero = np.ones_like(x), np.zeros_like(x)
-
-    def residuals(p: F64) -> F64:
-        return (_transform(np.append(p, 1.0).reshape(3, 3), img) - flr).reshape(-1)
-
-    damping = 1e-3
-    err = residuals(h)
-    for _ in range(_REFINE_STEPS):
-        w = h[6] * x + h[7] * y + 1.0
-        mapped = (err.reshape(-1, 2) + flr).T
-        jac = np.empty((len(x), 2, 8))
-        jac[:, 0] = np.stack([x, y, one, zero, zero, zero, -mapped[0] * x, -mapped[0] * y], 1)
-        jac[:, 1] = np.stack([zero, zero, zero, x, y, one, -mapped[1] * x, -mapped[1] * y], 1)
-        jac = (jac / w[:, None, None]).reshape(-1, 8)
-        normal = jac.T @ jac
-        step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), -jac.T @ err)
-        trial = residuals(h + step)
-        if trial @ trial < err @ err:
-            h, err, damping = h + step, trial, damping / 10
-        else:
-            damping *= 10
-    return np.append(h, 1.0).reshape(3, 3)
 
 
 def _has_general_quad(pts: npt.NDArray[np.float64]) -> bool:
@@ -166,14 +102,12 @@ def fit_homography(
                 f"calibration points are degenerate: no four {name} points without three "
                 "on one line (repeated or collinear points)"
             )
-    degenerate = CalibrationError("calibration points are degenerate (collinear or repeated)")
-    try:
-        with np.errstate(all="ignore"):
-            matrix = _refine(_linear_fit(img, flr), img, flr)
-    except np.linalg.LinAlgError as exc:
-        raise degenerate from exc
-    if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
-        raise degenerate
-    mapped = _transform(matrix, img)
+    import cv2
+
+    found, _ = cv2.findHomography(img, flr, method=0)
+    matrix = None if found is None else np.asarray(found, np.float64)
+    if matrix is None or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
+        raise CalibrationError("calibration points are degenerate (collinear or repeated)")
+    mapped = cv2.perspectiveTransform(img.reshape(-1, 1, 2), matrix).reshape(-1, 2)
     err = np.linalg.norm(mapped - flr, axis=1)
     return FloorMapping(matrix, float(np.sqrt(np.mean(err**2))), float(err.max()))
