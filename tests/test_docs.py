@@ -94,3 +94,24 @@ def test_the_readme_table_names_only_commands_and_options_that_exist() -> None:
 def test_every_config_section_is_documented() -> None:
     missing = [key for key in BoxConfig.model_fields if f"`{key}`" not in README]
     assert missing == [], f"undocumented config sections: {missing}"
+
+
+ARCHITECTURE = (REPO / "docs" / "architecture.md").read_text()
+
+
+def test_the_architecture_map_names_every_box_room_and_every_contract() -> None:
+    import tomllib
+
+    rooms = {f"{p.parent.relative_to(REPO)}/" for p in (REPO / "appliance").glob("*/__init__.py")}
+    rooms |= {"vision/", "local_db/", "webui/", "lab/"}
+    missing = sorted(r for r in rooms if f"`{r}`" not in ARCHITECTURE)
+    assert missing == [], f"rooms missing from docs/architecture.md: {missing}"
+    named = re.findall(r"^\| `([a-z_/]+/)`", ARCHITECTURE, re.M)
+    gone = sorted(n for n in named if not (REPO / n).is_dir())
+    assert gone == [], f"docs/architecture.md names folders that do not exist: {gone}"
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    contracts = [c["name"] for c in config["tool"]["importlinter"]["contracts"]]
+    assert len(contracts) >= 5
+    unlisted = [c for c in contracts if f"- {c}\n" not in ARCHITECTURE]
+    assert unlisted == [], f"contracts missing from docs/architecture.md: {unlisted}"
+    assert "docs/architecture.md" in README
