@@ -16,10 +16,17 @@ EXAMPLE_CONFIG = REPO / "examples" / "vtest.yaml"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that reads the real video is ``slow`` (out of ``make check``) by itself."""
+    """Tests mark themselves by the fixtures they use (out of ``make check``).
+
+    ``vtest`` (the real video) makes a test ``slow``; ``sim`` (a store simulated by
+    JuPedSim, ``tests/test_webui_pages.py``) makes it ``sim``.
+    """
     for item in items:
-        if "vtest" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "vtest" in names:
             item.add_marker(pytest.mark.slow)
+        if "sim" in names:
+            item.add_marker(pytest.mark.sim)
 
 
 @pytest.fixture(scope="session")

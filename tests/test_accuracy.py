@@ -14,6 +14,8 @@ import pytest
 
 from lab.accuracy import TARGETS, run_scenario, worst_inout
 
+pytestmark = pytest.mark.sim
+
 
 def num(errors: dict[str, float | int | None], key: str) -> float:
     value = errors[key]

@@ -561,6 +561,7 @@ def _episodes(transitions: list[Transition]) -> dict[str, list[tuple[str, int]]]
     return out
 
 
+@pytest.mark.sim
 def test_a_simulated_shop_raises_what_its_truth_raises(tmp_path: Path, db: Path) -> None:
     rules = """
   - {id: crowd, kind: store_occupancy, raise_at: 4, clear_at: 2, min_duration_s: 5}

@@ -28,6 +28,8 @@ from local_db import DbWriter, connect, count_track_points
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.sim
+
 CORNER = REPO / "examples" / "sim" / "corner_shop" / "scenario.yaml"
 FILE_LIMIT = 320 << 10  # bytes any one file may grow to: room for the schema, not the replay
 

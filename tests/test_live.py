@@ -180,6 +180,7 @@ def replay(
     return [snapshot(conn, config, sim.start_ms + s * 1000, cache=cache) for s in seconds]
 
 
+@pytest.mark.sim
 def test_a_simulated_shop_matches_its_truth(conn: sqlite3.Connection, tmp_path: Path) -> None:
     config, sim = simulate_store("corner_shop", 10)
     snaps = replay(conn, config, sim, tmp_path, range(60, 600, 2))

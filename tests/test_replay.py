@@ -18,6 +18,8 @@ from lab.replay import SimReplay, simulate_scenario, start_replay
 from lab.sim import SimResult
 from local_db import DbWriter, camera_events, connect, count_track_points, read_track_points
 
+pytestmark = pytest.mark.sim
+
 REPO = Path(__file__).resolve().parent.parent
 CORNER = REPO / "examples" / "sim" / "corner_shop" / "scenario.yaml"
 NOW_S = 1_900_000_000.0  # the wall time the replay's start maps to

@@ -31,6 +31,8 @@ from lab.sim.geometry import zone_shape
 from lab.sim.layout import build_layout
 from lab.sim.scenario import Abandon, CameraOutage, Noise
 
+pytestmark = pytest.mark.sim
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "sim"
 CORNER = EXAMPLES / "corner_shop" / "scenario.yaml"

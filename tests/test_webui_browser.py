@@ -52,11 +52,15 @@ FLAGS = (
     "--window-size=1280,800",
 )
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="Debian's chromium and chromium-driver are not installed "
-    "(apt-get install chromium chromium-driver; CI installs them)",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.sim,
+    pytest.mark.skipif(
+        CHROMIUM is None or CHROMEDRIVER is None,
+        reason="Debian's chromium and chromium-driver are not installed "
+        "(apt-get install chromium chromium-driver; CI installs them)",
+    ),
+]
 
 
 @dataclass

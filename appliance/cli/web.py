@@ -40,12 +40,13 @@ def cmd_web(args: argparse.Namespace) -> int:
             print(issue, file=sys.stderr)
         return 2
     web = app.extensions["footfall"].config.web
+    stop = stop_on_signals("the dashboard")  # before serving: a SIGTERM from then on stops cleanly
     server = start_server(app, args.host or web.host, web.port if args.port is None else args.port)
     print(f"dashboard: {server.url}", flush=True)
     token = setup_token(app)
     if token:
         print(f"setup token (one use, creates the installer account): {token}", flush=True)
-    stop_on_signals("the dashboard").wait()
+    stop.wait()
     server.stop()
     return 0
 
