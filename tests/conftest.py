@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from appliance.config import BoxConfig, load_config
 from vision.assets import AssetError, demo_video
@@ -52,3 +54,21 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    """A dashboard on a copy of the simulated supermarket's YAML (a module may override it)."""
+    from tests.webui_support import make_app, store_copy
+
+    return make_app(tmp_path, store_copy(tmp_path))
+
+
+@pytest.fixture
+def installer(app: Flask) -> FlaskClient:
+    """A test client signed in as the installer on ``app``."""
+    from tests.webui_support import sign_in
+
+    client = app.test_client()
+    assert sign_in(client, "installer") == 302
+    return client

@@ -42,7 +42,7 @@ from local_db import connect, migrate
 from tests.test_alerts import Box, make_config
 from tests.test_config import EXAMPLE, edit, line_of
 from tests.test_live import at, walk, write
-from tests.webui_support import csrf_token, make_app, post_json, sign_in, store_copy
+from tests.webui_support import csrf_token, post_json
 
 REPO = Path(__file__).resolve().parent.parent
 FILE = "store.yaml"
@@ -425,18 +425,6 @@ def test_caps_on_zones_lines_and_vertices(example: str) -> None:
 
 
 # --- item 9: the editor refuses wild geometry before taking the save lock -----------------
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    return make_app(tmp_path, store_copy(tmp_path))
-
-
-@pytest.fixture
-def installer(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    assert sign_in(client, "installer") == 302
-    return client
 
 
 def _layout(app: Flask) -> dict[str, list[dict[str, object]]]:

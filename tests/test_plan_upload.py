@@ -21,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.config import load_config
-from tests.webui_support import REPO, csrf_token, make_app, sign_in, store_copy
+from tests.webui_support import REPO, csrf_token
 from vision.snapshots import (
     MAX_PLAN_DECODE_BYTES,
     MAX_PLAN_PIXELS,
@@ -190,18 +190,6 @@ def test_refusals_happen_before_decoding_in_a_child_process(tmp_path: Path) -> N
     result = json.loads(out.stdout)
     assert all(result["errors"]), result["errors"]
     assert result["grown_kb"] < 16 << 10, f"peak RSS grew {result['grown_kb']} kB: it decoded"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    return make_app(tmp_path, store_copy(tmp_path))
-
-
-@pytest.fixture
-def installer(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    assert sign_in(client, "installer") == 302
-    return client
 
 
 def upload(client: FlaskClient, data: bytes, name: str) -> tuple[int, str, dict[str, str]]:

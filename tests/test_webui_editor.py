@@ -52,13 +52,6 @@ def app(tmp_path: Path, ring: FrameRingBuffer) -> Flask:
     return make_app(tmp_path, store_copy(tmp_path), frames=frame_provider({"west": ring}))
 
 
-@pytest.fixture
-def installer(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    assert sign_in(client, "installer") == 302
-    return client
-
-
 def config_path(app: Flask) -> Path:
     path: Path = app.extensions["footfall"].config_path
     return path
