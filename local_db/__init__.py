@@ -6,6 +6,9 @@ job can read while the vision pipeline writes.
 
 * :func:`connect` opens a connection with the standard pragmas (WAL,
   ``busy_timeout``, ``synchronous=NORMAL``, foreign keys, autocommit).
+* :func:`transaction` is every write's transaction (``BEGIN IMMEDIATE`` …
+  ``COMMIT``, ``ROLLBACK`` on error); :mod:`local_db.durable` is every durable
+  file write (``atomic_write``).
 * :func:`migrate` applies the forward-only schema migrations.
 * :class:`DbWriter` is the one writer: a thread fed by a bounded queue that
   commits batches and retries on errors instead of dropping data.
@@ -14,7 +17,7 @@ job can read while the vision pipeline writes.
   queries on any connection.
 """
 
-from local_db.connection import connect
+from local_db.connection import connect, transaction
 from local_db.migrations import MigrationError, migrate, migration
 from local_db.track_points import (
     CameraEventRow,
@@ -38,4 +41,5 @@ __all__ = [
     "migrate",
     "migration",
     "read_track_points",
+    "transaction",
 ]

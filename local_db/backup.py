@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Final
 
 from local_db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect
+from local_db.durable import fsync_dir, fsync_file
 from local_db.migrations import MigrationError, migrate
 
 logger = logging.getLogger(__name__)
@@ -68,28 +69,6 @@ class DatabaseExistsError(BackupError):
 
 def _utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        logger.debug("fsync of directory %s not supported", folder)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _open_existing(path: Path, *, readonly: bool) -> sqlite3.Connection:
@@ -165,7 +144,7 @@ def _copy_database(src: sqlite3.Connection, target: Path) -> None:
     with closing(sqlite3.connect(target, isolation_level=None)) as dst:
         src.backup(dst, pages=-1)
         dst.execute("PRAGMA journal_mode = DELETE")
-    _fsync_file(target)
+    fsync_file(target)
 
 
 def backup(db: Path, dest: Path) -> Path:
@@ -214,7 +193,7 @@ def backup(db: Path, dest: Path) -> Path:
     except BaseException:
         remove_database(tmp)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     logger.info("backed up %s to %s (%d bytes)", db, dest, dest.stat().st_size)
     return dest
 
@@ -359,7 +338,7 @@ def restore(backup: Path, db: Path, *, force: bool = False) -> None:
         # that is the backup itself, so the copy of the temporary file goes.
         for bak in tmp.parent.glob(f"{glob.escape(tmp.name)}.bak-*"):
             bak.unlink()
-        _fsync_file(tmp)
+        fsync_file(tmp)
         moved = _move_aside(db, _utc_stamp())
         try:
             if moved and moved[-1][0] == db:
@@ -374,7 +353,7 @@ def restore(backup: Path, db: Path, *, force: bool = False) -> None:
         remove_database(tmp)
         for bak in tmp.parent.glob(f"{glob.escape(tmp.name)}.bak-*"):
             bak.unlink()
-    _fsync_dir(db.parent)
+    fsync_dir(db.parent)
     logger.info(
         "restored %s from %s (migrations applied: %s)", db, backup, ", ".join(applied) or "none"
     )

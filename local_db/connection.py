@@ -1,14 +1,17 @@
 """Opening SQLite connections with the box's standard settings.
 
 Every connection is in autocommit mode (``isolation_level=None``): reads never
-hold a transaction open, and writers start one explicitly with
-``BEGIN IMMEDIATE``.
+hold a transaction open, and every write of the box is one :func:`transaction`
+(``BEGIN IMMEDIATE`` … ``COMMIT``, ``ROLLBACK`` on any error), the writer
+thread's batches included.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -71,3 +74,35 @@ def connect(
         raise
     logger.debug("opened %s (readonly=%s)", db_path, readonly)
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block as one write transaction: ``BEGIN IMMEDIATE``, then commit or roll back.
+
+    ``BEGIN IMMEDIATE`` takes the database's write lock at once (waiting up to the busy
+    timeout for another writer), so a read-then-write inside the block sees no change by
+    another connection in between. Leaving the block normally (``return`` included)
+    commits; any exception, ``KeyboardInterrupt`` too, rolls back and propagates.
+
+    Args:
+        conn: An autocommit connection (:func:`connect`) with no transaction open.
+
+    Yields:
+        ``conn``, inside the transaction.
+
+    Raises:
+        sqlite3.OperationalError: The lock was not granted within the busy timeout
+            (``database is locked``), or the commit failed (then it was rolled back).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                logger.exception("rollback failed")
+        raise

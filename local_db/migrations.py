@@ -19,6 +19,8 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
+from local_db.connection import transaction
+
 logger = logging.getLogger(__name__)
 
 MigrationFn = Callable[[sqlite3.Connection], None]
@@ -80,23 +82,16 @@ def _backup(conn: sqlite3.Connection, db_file: Path, migration_name: str) -> Pat
 def _apply(conn: sqlite3.Connection, name: str, fn: MigrationFn) -> bool:
     """Apply one migration in its own transaction; False if another process did it first."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        # Re-check under the write lock: a second process may have migrated meanwhile.
-        if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
-            conn.execute("COMMIT")
-            return False
-        fn(conn)
-        conn.execute(
-            "INSERT INTO _migrations (name, applied_at_utc) VALUES (?, ?)",
-            (name, datetime.now(UTC).isoformat(timespec="milliseconds")),
-        )
-        conn.execute("COMMIT")
+        with transaction(conn):
+            # Re-check under the write lock: a second process may have migrated meanwhile.
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                return False
+            fn(conn)
+            conn.execute(
+                "INSERT INTO _migrations (name, applied_at_utc) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat(timespec="milliseconds")),
+            )
     except Exception as exc:
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                logger.exception("rollback of migration %s failed", name)
         raise MigrationError(name, f"{type(exc).__name__}: {exc}") from exc
     return True
 

@@ -11,6 +11,8 @@ import logging
 import sqlite3
 from typing import Any
 
+from local_db.connection import transaction
+
 logger = logging.getLogger(__name__)
 
 #: ``(camera_id, track_id, t_ms, x_m, y_m, conf)``
@@ -116,13 +118,7 @@ def delete_track_points_before(conn: sqlite3.Connection, t_ms: int) -> int:
     Returns:
         The number of rows deleted.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         deleted = conn.execute("DELETE FROM track_points WHERE t_ms < ?", (t_ms,)).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     logger.info("retention: deleted %d track points before t_ms=%d", deleted, t_ms)
     return deleted

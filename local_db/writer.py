@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, Self, SupportsFloat, SupportsIndex
 
-from local_db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect
+from local_db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, transaction
 from local_db.migrations import migrate
 from local_db.track_points import CameraEventRow, TrackPointRow
 from vision.redaction import redact
@@ -385,19 +385,13 @@ class DbWriter:
         attempt = 1
         while True:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                if points:
-                    conn.executemany(_INSERT_POINTS, points)
-                if events:
-                    conn.executemany(_INSERT_EVENT, events)
-                conn.execute("COMMIT")
+                with transaction(conn):
+                    if points:
+                        conn.executemany(_INSERT_POINTS, points)
+                    if events:
+                        conn.executemany(_INSERT_EVENT, events)
                 break
             except Exception as exc:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        logger.exception("rollback on %s failed", self._path)
                 with self._state:
                     self._last_error = exc
                     if self._failing_since is None:

@@ -35,6 +35,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from local_db.durable import atomic_write
 from vision.types import FloatArray
 
 logger = logging.getLogger(__name__)
@@ -164,14 +165,6 @@ class _Calibration:
         return None if blob is None else {self._name: blob}
 
 
-def _atomic_save(data: bytes, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=".onnx")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, dst)
-
-
 def prepare_onnx(
     source: Path,
     input_hw: tuple[int, int],
@@ -221,7 +214,8 @@ def prepare_onnx(
     if not fp32_path.is_file():
         if head is not None:
             _cut_to(model, head, input_hw)
-        _atomic_save(model.SerializeToString(), fp32_path)
+        fp32_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(fp32_path, model.SerializeToString())
         logger.info("prepared %s (%s head) at %s", source.name, layout, fp32_path)
     if precision == "fp32":
         return PreparedModel(fp32_path, input_hw, layout, input_name)
@@ -268,5 +262,5 @@ def _quantize(
             # fp32's for 73 % of detections instead of >= 85 % (ORT's quantisation notes)
             reduce_range=True,
         )
-        _atomic_save(out.read_bytes(), dst)
+        atomic_write(dst, out.read_bytes())
     logger.info("INT8 model cached at %s", dst)

@@ -47,7 +47,6 @@ from appliance.config import (
 from appliance.config.editing import (
     ConfigEditError,
     SavedConfig,
-    atomic_write,
     save_edit,
     scaled_plan,
     set_calibration,
@@ -56,6 +55,7 @@ from appliance.config.editing import (
     set_zones,
 )
 from appliance.config.yaml_loader import MAX_YAML_BYTES
+from local_db.durable import atomic_write
 from vision.homography import CalibrationError, fit_homography
 from vision.snapshots import DECODE_RETRY_S, DecoderBusyError, ImageError, check_plan_image
 from webui.auth import requires

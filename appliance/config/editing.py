@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from appliance.config import BoxConfig, ConfigError, ConfigIssue, parse_config
 from appliance.config.yaml_loader import check_budget, read_yaml_text
+from local_db.durable import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -237,32 +237,6 @@ def scaled_plan(
         raise ValueError(f"the known distance must be positive, got {distance_m}")
     factor = distance_m / drawn
     return round(width_m * factor, _DECIMALS), round(depth_m * factor, _DECIMALS)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically: temp file, fsync, rename, fsync of the folder.
-
-    Raises:
-        OSError: the folder is not writable (the old file is then untouched).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with tmp.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
 
 
 def _backup(path: Path, now: datetime, keep: int) -> Path | None:
