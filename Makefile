@@ -44,6 +44,7 @@ lint: $(BASE_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	scripts/check_units.sh
 
 assets: $(ASSETS)/vtest.avi
 
