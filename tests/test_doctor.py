@@ -53,7 +53,7 @@ def set_clock(bin_dir: Path, value: str) -> None:
 
 
 def tiny_video(path: Path) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (64, 48))
     for i in range(5):
         writer.write(np.full((48, 64, 3), i * 40, np.uint8))
     writer.release()

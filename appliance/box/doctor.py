@@ -88,38 +88,31 @@ class Options:
 def run_checks(options: Options) -> list[Check]:
     """Every check, in the report's order (the cameras are probed in parallel)."""
     try:
-        config: BoxConfig | None = load_config(options.config)
+        config = load_config(options.config)
     except ConfigError as exc:
         first = exc.issues[0] if exc.issues else exc
         more = f" (and {len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
-        checks = [Check("config", "fail", f"{first}{more}")]
-        config = None
-    else:
-        checks = [
-            Check(
-                "config",
-                "ok",
-                f"{options.config}: store {config.store.id}, {len(config.cameras)} camera(s)",
-            )
-        ]
-    if config is None:
         skipped = ("cameras", "model", "gpu", "disk", "database", "hub")
+        checks = [Check("config", "fail", f"{first}{more}")]
         checks += [Check(name, "skip", "no valid config") for name in skipped]
     else:
-        db = options.db or Path(config.storage.db_path).expanduser()
-        min_mb = (
-            config.runtime.disk_free_min_mb if options.disk_min_mb is None else options.disk_min_mb
-        )
-        checks += check_cameras(config, options.camera_timeout_s)
-        checks += [
-            check_model(config),
-            check_gpu(config),
-            check_disk(db.parent, min_mb),
-            check_database(db),
-            check_hub(options.hub or _config_hub(config), options.hub_timeout_s),
-        ]
-    checks += [check_clock(), check_litestream(options.litestream_config), *check_units()]
-    return checks
+        summary = f"{options.config}: store {config.store.id}, {len(config.cameras)} camera(s)"
+        checks = [Check("config", "ok", summary), *_box_checks(config, options)]
+    return [*checks, check_clock(), check_litestream(options.litestream_config), *check_units()]
+
+
+def _box_checks(config: BoxConfig, options: Options) -> list[Check]:
+    """The checks that need the store's config."""
+    db = options.db or Path(config.storage.db_path).expanduser()
+    min_mb = config.runtime.disk_free_min_mb if options.disk_min_mb is None else options.disk_min_mb
+    return [
+        *check_cameras(config, options.camera_timeout_s),
+        check_model(config),
+        check_gpu(config),
+        check_disk(db.parent, min_mb),
+        check_database(db),
+        check_hub(options.hub or _config_hub(config), options.hub_timeout_s),
+    ]
 
 
 def check_cameras(config: BoxConfig, timeout_s: float) -> list[Check]:
