@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK: Final = 0
 EXIT_FAIL: Final = 1
+#: footfall.service's FOOTFALL_CACHE (prepared models, `asset:` sources): what the box sees
+BOX_CACHE: Final = Path("/var/cache/footfall")
 
 
 def format_table(checks: list[Check]) -> str:
@@ -35,6 +38,8 @@ def format_table(checks: list[Check]) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Run every check and report; exit 1 on a failure (or a warning with ``--strict``)."""
+    if "FOOTFALL_CACHE" not in os.environ and BOX_CACHE.is_dir():
+        os.environ["FOOTFALL_CACHE"] = str(BOX_CACHE)
     options = Options(
         config=Path(args.config),
         db=Path(args.db).expanduser() if args.db else None,
