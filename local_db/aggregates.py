@@ -10,8 +10,9 @@ UTC ms start of a 5-minute bucket; ranges are half-open (``t0_ms <= bucket_ms < 
 * :func:`window_rows` and :func:`table_rows` read buckets back (the coverage strips, the
   export); :func:`footfall_per_period`, :func:`queue_per_period` and
   :func:`windows_per_period` let SQLite sum rows per local period, so a month charted by
-  day reads ~30 rows rather than 8,640 buckets x zones: the periods' UTC bounds go in as
-  a ``VALUES`` table and SQLite range-scans each period on the tables' primary keys.
+  day reads ~30 rows rather than 8,640 buckets x zones: the periods' UTC bounds
+  (:data:`Bounds`, from :func:`appliance.analytics.rollups.period_bounds`) go in as a
+  ``VALUES`` table and SQLite range-scans each period on the tables' primary keys.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ METRIC_TABLES: Final = (
     "agg_funnel",
     "agg_heatmap",
 )
-#: ``[(start, end), …]`` UTC ms of consecutive periods (or buckets)
-Bounds = list[tuple[int, int]]
+#: ``[(key, start, end), …]`` UTC ms of consecutive periods (or buckets): the rows of
+#: ``start <= bucket_ms < end`` are summed under ``key``, the period's local start, which
+#: is not always ``start`` (a window starting mid-period; an hour that began before a
+#: half-hour DST change ended it)
+Bounds = list[tuple[int, int, int]]
 
 #: how a queue zone's rows combine per period: counts add, lengths average, the worst
 #: p90, and the prediction error weighted by the people served (``mae_w / mae_n``)
@@ -208,86 +212,68 @@ def _per_period(
     group_by: str = "",
     where: str = "",
     params: tuple[object, ...] = (),
-    t0_ms: int | None = None,
 ) -> pd.DataFrame:
-    """``SELECT key, <select> FROM table t`` grouped per period of ``bounds`` (and ``group_by``).
-
-    ``key`` is each period's start; with ``t0_ms`` the first period's rows start there.
-    """
+    """``SELECT key, <select> FROM table t`` grouped per period of ``bounds`` (and ``group_by``)."""
     if not bounds:
         return pd.DataFrame(columns=["key"])
-    marks = ", ".join("(?, ?)" for _ in bounds)
-    flat = [v for pair in bounds for v in pair]
-    lower = "max(e.k0, ?)" if t0_ms is not None else "e.k0"
-    extra = (t0_ms,) if t0_ms is not None else ()
+    marks = ", ".join("(?, ?, ?)" for _ in bounds)
+    flat = [v for period in bounds for v in period]
     cols = f", {group_by}" if group_by else ""
     sql = (
-        f"WITH e(k0, k1) AS (VALUES {marks}) "
-        f"SELECT e.k0 AS key{cols}, {select} FROM e JOIN {table} t "
-        f"ON t.store_id = ? AND t.bucket_ms >= {lower} AND t.bucket_ms < e.k1 {where} "
-        f"GROUP BY e.k0{cols}"
+        f"WITH e(k, k0, k1) AS (VALUES {marks}) "
+        f"SELECT e.k AS key{cols}, {select} FROM e JOIN {table} t "
+        f"ON t.store_id = ? AND t.bucket_ms >= e.k0 AND t.bucket_ms < e.k1 {where} "
+        f"GROUP BY e.k{cols}"
     )
-    return pd.read_sql_query(sql, conn, params=(*flat, store_id, *extra, *params))
+    return pd.read_sql_query(sql, conn, params=(*flat, store_id, *params))
 
 
 def footfall_per_period(
-    conn: sqlite3.Connection,
-    store_id: str,
-    bounds: Bounds,
-    direction: Literal["in", "out"],
-    *,
-    t0_ms: int | None = None,
+    conn: sqlite3.Connection, store_id: str, bounds: Bounds, direction: Literal["in", "out"]
 ) -> pd.DataFrame:
     """People crossing the store's lines in one direction, summed per period.
 
     Args:
         conn: Open connection.
         store_id: The store.
-        bounds: The periods (consecutive ``(start, end)`` UTC ms).
+        bounds: The periods (:data:`Bounds`).
         direction: ``in`` or ``out``.
-        t0_ms: The window's start, when the first period starts before it.
 
     Returns:
-        ``key, n``: one row per period with rows (``key`` its start).
+        ``key, n``: one row per period with rows.
     """
     return _per_period(
         conn, "agg_footfall", "sum(t.count) AS n", store_id, bounds,
-        where="AND t.direction = ?", params=(direction,), t0_ms=t0_ms,
+        where="AND t.direction = ?", params=(direction,),
     )  # fmt: skip
 
 
-def queue_per_period(
-    conn: sqlite3.Connection, store_id: str, bounds: Bounds, *, t0_ms: int | None = None
-) -> pd.DataFrame:
+def queue_per_period(conn: sqlite3.Connection, store_id: str, bounds: Bounds) -> pd.DataFrame:
     """Queue rows combined per period and queue zone.
 
     Args:
         conn: Open connection.
         store_id: The store.
-        bounds: The periods (consecutive ``(start, end)`` UTC ms).
-        t0_ms: The window's start, when the first period starts before it.
+        bounds: The periods (:data:`Bounds`).
 
     Returns:
         ``key, zone_id, joined, served, abandoned, wait_total_s, p90_wait_s`` (the worst),
         ``mean_len`` (of the buckets), ``max_len``, ``n`` (buckets), ``mae_w`` and
         ``mae_n`` (the prediction error summed over the people served, and those people).
     """
-    return _per_period(
-        conn, "agg_queue", _QUEUE_SUMS, store_id, bounds, group_by="t.zone_id", t0_ms=t0_ms
-    )
+    return _per_period(conn, "agg_queue", _QUEUE_SUMS, store_id, bounds, group_by="t.zone_id")
 
 
 def windows_per_period(
-    conn: sqlite3.Connection, store_id: str, bounds: Bounds, last_closed_ms: int, *, t0_ms: int
+    conn: sqlite3.Connection, store_id: str, bounds: Bounds, last_closed_ms: int
 ) -> pd.DataFrame:
     """Closed analysed buckets counted per period by status, and their coverage summed.
 
     Args:
         conn: Open connection.
         store_id: The store.
-        bounds: The periods (consecutive ``(start, end)`` UTC ms).
+        bounds: The periods (:data:`Bounds`).
         last_closed_ms: The newest bucket start counted (later buckets are not closed yet).
-        t0_ms: The first bucket counted (the window's start, aligned to a bucket).
 
     Returns:
         ``key, complete, partial, covered``: one row per period with such buckets.
@@ -296,5 +282,5 @@ def windows_per_period(
         conn, "agg_windows",
         "sum(t.status = 'complete') AS complete, sum(t.status = 'partial') AS partial, "
         "sum(t.coverage) AS covered",
-        store_id, bounds, where="AND t.bucket_ms <= ?", params=(last_closed_ms,), t0_ms=t0_ms,
+        store_id, bounds, where="AND t.bucket_ms <= ?", params=(last_closed_ms,),
     )  # fmt: skip
