@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import sqlite3
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,13 +12,13 @@ import pandas as pd
 import pytest
 from flask.testing import FlaskClient
 
+from appliance.analytics.coverage import bucket_status, by_period, coverage_by_period
 from appliance.analytics.engine import BUCKET_MS
-from appliance.analytics.rollups import period_start
+from appliance.analytics.rollups import Period, period_bounds, period_start, rollup
 from appliance.cli import main
 from local_db import connect, migrate
+from local_db.aggregates import footfall_per_period, queue_per_period, table_rows
 from tests.webui_support import REPO, make_app, sign_in
-from webui.coverage import bucket_status, by_period, keys_of
-from webui.period_sums import coverage_by_period, period_bounds, sums
 from webui.periods import WindowError, window_from_args
 
 EXAMPLE = REPO / "examples" / "vtest.yaml"
@@ -29,12 +30,44 @@ def utc_ms(text: str, tz: str) -> int:
     return round(datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp() * 1000)
 
 
+def reference_key(ms: int, period: Period, tz: str) -> int:
+    """A bucket's period start, the slow way: one zoneinfo conversion per bucket.
+
+    In the zones tested no local midnight is skipped or repeated in 2025, so a local
+    day, week or month start is one instant.
+    """
+    here = datetime.fromtimestamp(ms / 1000, ZoneInfo(tz))
+    if period == "hour":
+        return ms - (here.minute * 60 + here.second) * 1000 - here.microsecond // 1000
+    day = here.date()
+    if period == "week":
+        day -= timedelta(days=day.weekday())
+    elif period == "month":
+        day = date(day.year, day.month, 1)
+    return round(datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).timestamp() * 1000)
+
+
 @pytest.mark.parametrize("tz", ZONES)
 @pytest.mark.parametrize("period", ["hour", "day", "week", "month"])
-def test_period_keys_are_the_rollups_keys(tz: str, period: str) -> None:
-    start = utc_ms("2025-03-01T00:00", "UTC")
-    grid = pd.Series(np.arange(start, start + 300 * 86_400_000, BUCKET_MS, dtype=np.int64))
-    assert (keys_of(grid, period, tz) == period_start(grid, period, tz)).all()  # type: ignore[arg-type]
+def test_the_one_period_keying_matches_a_conversion_of_every_bucket(
+    tz: str, period: Period
+) -> None:
+    # every bucket of the weeks around both 2025 DST changes of the zones (Europe in
+    # March and October, Lord Howe's half hour in April and October, St John's in March
+    # and November), then every 7th hour of the year
+    weeks = [
+        np.arange(utc_ms(f"{day}T00:00", "UTC"), utc_ms(f"{day}T00:00", "UTC") + 9 * 86_400_000,
+                  BUCKET_MS, dtype=np.int64)
+        for day in ("2025-03-05", "2025-03-26", "2025-04-02", "2025-10-01", "2025-10-22",
+                    "2025-10-29")
+    ]  # fmt: skip
+    year = np.arange(utc_ms("2025-01-01T00:00", "UTC"), utc_ms("2026-01-01T00:00", "UTC"),
+                     7 * 3_600_000 + BUCKET_MS, dtype=np.int64)  # fmt: skip
+    grid = pd.Series(np.unique(np.concatenate([*weeks, year])))
+    got = period_start(grid, period, tz)
+    want = [reference_key(int(ms), period, tz) for ms in grid]
+    assert got.tolist() == want
+    assert period_start(grid, None, tz).equals(grid)  # None: the buckets themselves
 
 
 def test_today_and_yesterday_follow_local_midnight_across_dst() -> None:
@@ -73,16 +106,13 @@ def test_bad_windows_are_refused_with_the_reason(args: dict[str, str], message: 
         window_from_args(args, "UTC", utc_ms("2025-10-27T09:00", "UTC"))
 
 
-def test_sums_and_coverage_per_local_day_agree_with_pandas(tmp_path: Path) -> None:
-    tz = "Europe/Berlin"
-    conn = connect(tmp_path / "box.db")
-    migrate(conn)
-    t0, t1 = utc_ms("2025-10-24T06:00", tz), utc_ms("2025-10-28T00:00", tz)
+def _store_with_random_rows(conn: sqlite3.Connection, t0: int, t1: int) -> np.ndarray:
+    """Random ``agg_windows``, ``agg_footfall`` and ``agg_queue`` rows of store 's'."""
     buckets = np.arange(t0, t1, BUCKET_MS, dtype=np.int64)
     rng = np.random.default_rng(1)
     status = rng.choice(["complete", "partial", "missing"], len(buckets), p=[0.8, 0.1, 0.1])
     kept = rng.random(len(buckets)) > 0.05  # some buckets never analysed: missing too
-    counts = rng.integers(0, 9, len(buckets))
+    counts = rng.integers(0, 9, (len(buckets), 3))
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO agg_windows VALUES ('s', ?, 0, ?, ?, 0, 0)",
@@ -90,25 +120,71 @@ def test_sums_and_coverage_per_local_day_agree_with_pandas(tmp_path: Path) -> No
          for b, s, k in zip(buckets, status, kept, strict=True) if k],
     )  # fmt: skip
     conn.executemany(
-        "INSERT INTO agg_footfall VALUES ('s', ?, 'door', 'in', ?)",
-        [(int(b), int(c)) for b, c in zip(buckets, counts, strict=True)],
-    )
+        "INSERT INTO agg_footfall VALUES ('s', ?, 'door', ?, ?)",
+        [(int(b), d, int(c[i])) for b, c in zip(buckets, counts, strict=True)
+         for i, d in enumerate(("in", "out"))],
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO agg_queue VALUES ('s', ?, 'till', ?, ?, 0, ?, NULL, NULL, 1.0, 2, NULL)",
+        [(int(b), int(c[2]), int(c[2]), 10.0 * int(c[2]))
+         for b, c in zip(buckets, counts, strict=True)],
+    )  # fmt: skip
     conn.execute("COMMIT")
-    closed = utc_ms("2025-10-27T12:00", tz)
+    return buckets
+
+
+@pytest.mark.parametrize(
+    "tz, first, days",
+    [
+        ("Europe/Berlin", "2025-10-24T06:00", 4),  # Fri .. Mon, Sunday has 25 hours
+        ("Europe/Berlin", "2025-03-27T06:00", 7),  # spring: a 23-hour Sunday
+        ("Asia/Kolkata", "2025-10-24T06:00", 7),  # +5:30: hours start at :30 UTC
+        ("Australia/Lord_Howe", "2025-04-03T06:00", 7),  # DST ends: 30 minutes back
+    ],
+)
+@pytest.mark.parametrize("period", ["hour", "day", "week"])
+def test_sql_sums_per_period_agree_with_the_export_rollup(
+    tmp_path: Path, tz: str, first: str, days: int, period: Period
+) -> None:
+    conn = connect(tmp_path / "box.db")
+    migrate(conn)
+    t0 = utc_ms(first, tz)
+    t1 = t0 + days * 86_400_000 - 6 * 3_600_000
+    _store_with_random_rows(conn, t0, t1)
     start = t0 + 7 * BUCKET_MS  # a window that starts mid-day, mid-hour
-    got = sums(
-        conn, "agg_footfall", "sum(t.count) AS n", "s",
-        period_bounds(start, t1, "day", tz), t0_ms=start,
-    ).set_index("key")["n"]  # fmt: skip
-    frame = pd.DataFrame({"b": buckets, "n": counts})
-    frame = frame[frame["b"] >= start]
-    want = frame.groupby(period_start(frame["b"], "day", tz))["n"].sum()
-    assert got.to_dict() == want.to_dict()
-    assert len(got) == 4  # Fri, Sat, Sun (25 h), Mon
-    fast = coverage_by_period(conn, "s", start, t1, closed, "day", tz)
-    slow = by_period(bucket_status(conn, "s", start, t1, closed), "day", tz)
+    bounds = period_bounds(start, t1, period, tz)
+    got = footfall_per_period(conn, "s", bounds, "in").set_index("key")["n"]
+    rows = table_rows(conn, "agg_footfall", start, t1)
+    export = rollup(rows[rows["direction"] == "in"], "agg_footfall", period, tz)
+    assert got.to_dict() == export.set_index("bucket_ms")["count"].to_dict()
+    assert [k for k, _, _ in bounds] == sorted(export["bucket_ms"])  # each period has rows here
+    queue = queue_per_period(conn, "s", bounds).set_index("key")
+    q_export = rollup(table_rows(conn, "agg_queue", start, t1), "agg_queue", period, tz)
+    q_export = q_export.set_index("bucket_ms")
+    for col in ("joined", "served", "wait_total_s", "max_len"):
+        assert queue[col].to_dict() == q_export[col].to_dict(), col
+    closed = t1 - 9 * 3_600_000
+    fast = coverage_by_period(conn, "s", start, t1, closed, period, tz)
+    slow = by_period(bucket_status(conn, "s", start, t1, closed), period, tz)
     pd.testing.assert_frame_equal(fast[slow.columns], slow, check_dtype=False)
+    assert fast.index.tolist() == [k for k, _, _ in bounds]
+    conn.close()
+
+
+def test_sums_per_local_day_follow_the_dst_day(tmp_path: Path) -> None:
+    tz = "Europe/Berlin"
+    conn = connect(tmp_path / "box.db")
+    migrate(conn)
+    t0, t1 = utc_ms("2025-10-24T06:00", tz), utc_ms("2025-10-28T00:00", tz)
+    _store_with_random_rows(conn, t0, t1)
+    bounds = period_bounds(t0, t1, "day", tz)
+    assert len(bounds) == 4  # Fri, Sat, Sun, Mon
+    sunday = utc_ms("2025-10-26T00:00", tz)
+    assert (sunday, sunday, sunday + 25 * 3_600_000) in bounds  # the clocks went back
+    closed = utc_ms("2025-10-27T12:00", tz)
+    fast = coverage_by_period(conn, "s", t0, t1, closed, "day", tz)
     assert list(fast["status"]) == ["partial", "partial", "partial", "partial"]
+    assert fast.loc[sunday, "expected"] == 25 * 12
     conn.close()
 
 

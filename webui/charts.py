@@ -63,7 +63,7 @@ def align(values: pd.Series, keys: pd.Index, status: pd.Series, fill: float | No
     Args:
         values: by key.
         keys: the x of the chart.
-        status: each key's coverage status (see :mod:`webui.coverage`).
+        status: each key's coverage status (see :mod:`appliance.analytics.coverage`).
         fill: the value of a seen key without a row (0 for counts, None for means).
     """
     v = values.reindex(keys).astype(float)

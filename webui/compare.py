@@ -15,7 +15,7 @@ from flask import request
 
 from webui.auth import requires
 from webui.blueprint import Scope, bp, render_page, scope
-from webui.coverage import CoverageSummary, bucket_status, summarise
+from webui.coverage_strip import CoverageSummary, coverage_strip
 from webui.db import read_db
 from webui.periods import Window, WindowError, local, parse_day, parse_local
 
@@ -90,7 +90,7 @@ def range_metrics(
     came = funnel.get(0, 0)
     last = funnel.get(max(funnel), 0) if funnel else 0
     out["Funnel", "came in → checkout %"] = 100 * last / came if came else None
-    cov = summarise(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), s.tz)
+    cov = coverage_strip(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms, s.tz)
     if cov.complete + cov.partial == 0:  # no data at all: blanks, not zeros
         out = dict.fromkeys(out)
     return out, cov

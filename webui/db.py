@@ -28,7 +28,7 @@ def read_db() -> sqlite3.Connection:
 
 
 def write_db() -> sqlite3.Connection:
-    """This request's read-write connection (autocommit; wrap multi-row writes in BEGIN)."""
+    """This request's read-write connection (autocommit; a multi-row write is one transaction)."""
     return _open("_write_db", readonly=False)
 
 

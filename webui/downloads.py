@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 from flask import Response, abort, request, url_for
 
+from appliance.analytics.coverage import bucket_status, by_period
 from appliance.analytics.export import TABLES, read_table
 from appliance.analytics.rollups import PERIODS, Period
 from webui.auth import requires
 from webui.blueprint import Scope, bp, scope
-from webui.coverage import bucket_status, by_period
 from webui.db import read_db
 from webui.periods import Window, WindowError
 

@@ -16,7 +16,7 @@ import numpy as np
 from appliance.analytics.engine import DWELL_BINS_S
 from webui.auth import requires
 from webui.blueprint import bp, page_status, render_page, scope
-from webui.coverage import bucket_status, summarise
+from webui.coverage_strip import coverage_strip
 from webui.db import read_db
 
 N_BINS = len(DWELL_BINS_S)  # the last bin is open: DWELL_BINS_S[-1] s and longer
@@ -120,7 +120,7 @@ def dwell() -> tuple[str, int]:
     conn = read_db()
     found = read_dwell(conn, s.store_id, w.t0_ms, w.t1_ms)
     zones = [zone_dwell(found, z.id, z.kind) for z in s.config.zones if z.kind != "staff_only"]
-    cov = summarise(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), s.tz)
+    cov = coverage_strip(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms, s.tz)
     page = render_page(
         "dwell.html", "dwell_fragment.html", s=s, zones=zones, bins=BIN_LABELS, cov=cov
     )

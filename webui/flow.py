@@ -14,7 +14,7 @@ import pandas as pd
 from appliance.analytics.engine import FUNNEL_STEPS
 from webui.auth import requires
 from webui.blueprint import bp, page_status, render_page, scope
-from webui.coverage import bucket_status, summarise
+from webui.coverage_strip import coverage_strip
 from webui.db import read_db
 from webui.downloads import page_k
 
@@ -115,6 +115,6 @@ def flow() -> tuple[str, int]:
     order = [z.id for z in s.config.zones]
     m = matrix(read_transitions(conn, s.store_id, w.t0_ms, w.t1_ms), order, k)
     steps = read_funnel(conn, s.store_id, w.t0_ms, w.t1_ms)
-    cov = summarise(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), s.tz)
+    cov = coverage_strip(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms, s.tz)
     page = render_page("flow.html", "flow_fragment.html", s=s, matrix=m, funnel=steps, k=k, cov=cov)
     return page, page_status(s)

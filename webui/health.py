@@ -21,10 +21,11 @@ from typing import Any
 from flask import current_app
 
 from appliance.analytics.engine import BUCKET_MS
+from local_db.observations import latest_camera_events, newest_point_per_camera
 from vision.redaction import redact
 from webui.auth import requires
 from webui.blueprint import bp, render_page, scope
-from webui.coverage import bucket_status, summarise
+from webui.coverage_strip import coverage_strip
 from webui.db import read_db
 from webui.periods import fmt_day_time, local
 
@@ -55,26 +56,15 @@ def camera_states(
     The detail is redacted again: rows stored before redaction existed may hold a
     camera URL's password.
     """
-    out: dict[str, tuple[bool, int | None, str]] = {}
-    for cam in camera_ids:
-        row = conn.execute(
-            "SELECT state, t_ms, detail FROM camera_events WHERE camera_id = ? AND t_ms <= ? "
-            "ORDER BY t_ms DESC LIMIT 1",
-            (cam, now_ms),
-        ).fetchone()
-        out[cam] = (
-            (True, None, "") if row is None else (row[0] == "up", int(row[1]), redact(str(row[2])))
-        )
-    return out
+    return {
+        cam: (True, None, "") if ev is None else (ev[2] == "up", ev[1], redact(ev[3]))
+        for cam, ev in latest_camera_events(conn, camera_ids, now_ms).items()
+    }
 
 
 def last_points(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
     """The newest point per camera within the last minute (a bounded scan of the time index)."""
-    rows = conn.execute(
-        "SELECT camera_id, max(t_ms) FROM track_points WHERE t_ms > ? AND t_ms <= ? GROUP BY 1",
-        (now_ms - POINT_WINDOW_MS, now_ms),
-    ).fetchall()
-    return {str(cam): int(t) for cam, t in rows}
+    return newest_point_per_camera(conn, now_ms - POINT_WINDOW_MS, now_ms)
 
 
 def db_bytes(db: Path) -> int:
@@ -114,7 +104,7 @@ def health() -> str:
             )
         )  # fmt: skip
     t1 = s.closed_ms
-    cov = summarise(bucket_status(conn, s.store_id, t1 - RECENT_BUCKETS * BUCKET_MS, t1, t1), s.tz)
+    cov = coverage_strip(conn, s.store_id, t1 - RECENT_BUCKETS * BUCKET_MS, t1, t1, s.tz)
     db = Path(current_app.config["FOOTFALL_DB"])
     disk = shutil.disk_usage(db.parent)
     sync_lag = report.get("sync_lag_s") if report else None

@@ -19,7 +19,7 @@ from appliance.analytics.metrics import MetricSettings
 from appliance.config import BoxConfig
 from webui.auth import requires
 from webui.blueprint import bp, page_status, render_page, scope
-from webui.coverage import bucket_status, summarise
+from webui.coverage_strip import coverage_strip
 from webui.db import read_db
 from webui.downloads import page_k
 from webui.floorplan import plan_of
@@ -98,7 +98,7 @@ def heatmap() -> tuple[str, int]:
     conn = read_db()
     w = s.window
     heat = build_heat(read_cells(conn, s.store_id, w.t0_ms, w.t1_ms, factor), base_m * factor, k)
-    cov = summarise(bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms), s.tz)
+    cov = coverage_strip(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms, s.tz)
     page = render_page(
         "heatmap.html", "heatmap_fragment.html",
         s=s, plan=plan_of(s.config), heat=heat, k=k, cov=cov,

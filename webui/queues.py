@@ -13,13 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from appliance.analytics.rollups import Period
+from appliance.analytics.coverage import coverage_by_period
+from appliance.analytics.rollups import Period, period_bounds
+from local_db.aggregates import Bounds, queue_per_period
 from webui.auth import requires
 from webui.blueprint import bp, page_status, render_page, scope
 from webui.charts import align, chart, series
-from webui.coverage import bucket_status, summarise
+from webui.coverage_strip import coverage_strip
 from webui.db import read_db
-from webui.period_sums import Bounds, coverage_by_period, period_bounds, sums
 from webui.periods import key_label, resolution
 
 
@@ -41,20 +42,9 @@ class QueueTotals:
         return 100 * self.abandoned / self.joined if self.joined else None
 
 
-#: how a queue zone's rows combine: counts add, lengths average, the worst p90, and
-#: the prediction error weighted by the people served
-QUEUE_SUMS = (
-    "sum(t.joined) AS joined, sum(t.served) AS served, sum(t.abandoned) AS abandoned, "
-    "sum(t.wait_total_s) AS wait_total_s, max(t.p90_wait_s) AS p90_wait_s, "
-    "avg(t.mean_len) AS mean_len, max(t.max_len) AS max_len, count(*) AS n, "
-    "sum(t.predicted_mae_s * t.served) AS mae_w, "
-    "sum(CASE WHEN t.predicted_mae_s IS NULL THEN 0 ELSE t.served END) AS mae_n"
-)
-
-
-def read_queue(conn: sqlite3.Connection, store_id: str, bounds: Bounds, t0_ms: int) -> pd.DataFrame:
+def read_queue(conn: sqlite3.Connection, store_id: str, bounds: Bounds) -> pd.DataFrame:
     """Queue rows combined per period and zone (index ``key, zone_id``), with mean wait and MAE."""
-    df = sums(conn, "agg_queue", QUEUE_SUMS, store_id, bounds, group_by="t.zone_id", t0_ms=t0_ms)
+    df = queue_per_period(conn, store_id, bounds)
     return _derived(df).set_index(["key", "zone_id"])
 
 
@@ -146,13 +136,13 @@ def queues() -> tuple[str, int]:
     conn = read_db()
     zone_ids = [z.id for z in s.config.zones if z.kind == "queue"]
     period = resolution(w.t0_ms, w.t1_ms)
-    per = read_queue(conn, s.store_id, period_bounds(w.t0_ms, w.t1_ms, period, s.tz), w.t0_ms)
+    per = read_queue(conn, s.store_id, period_bounds(w.t0_ms, w.t1_ms, period, s.tz))
     cov = coverage_by_period(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms, period, s.tz)
     charts, table = series_table(per, zone_ids, cov, period, s.tz)
-    buckets = bucket_status(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms)
+    strip = coverage_strip(conn, s.store_id, w.t0_ms, w.t1_ms, s.closed_ms, s.tz)
     page = render_page(
         "queues.html", "queues_fragment.html",
         s=s, zone_ids=zone_ids, totals=totals(whole_window(per), zone_ids), charts=charts,
-        table=table, period=period, cov=summarise(buckets, s.tz),
+        table=table, period=period, cov=strip,
     )  # fmt: skip
     return page, page_status(s)

@@ -18,12 +18,13 @@ from typing import Any, cast
 import pandas as pd
 from flask import request
 
-from appliance.analytics.rollups import PERIODS, Period
+from appliance.analytics.coverage import coverage_by_period
+from appliance.analytics.rollups import PERIODS, Period, period_bounds
+from local_db.aggregates import footfall_per_period
 from webui.auth import requires
 from webui.blueprint import Scope, bp, page_status, render_page, scope
 from webui.charts import align, chart, series
 from webui.db import read_db
-from webui.period_sums import coverage_by_period, period_bounds, sums
 from webui.periods import Window, WindowError, key_label, local, parse_day, to_utc_ms
 
 SPAN = {"hour": 1, "day": 7, "week": 12, "month": 6}  # days, days, weeks, months
@@ -78,14 +79,7 @@ def range_series(
     """Keys, footfall in per key (None where no data) and statuses of one range."""
     cov = coverage_by_period(conn, s.store_id, r.t0_ms, r.t1_ms, s.closed_ms, period, s.tz)
     bounds = period_bounds(r.t0_ms, r.t1_ms, period, s.tz)
-    ins = sums(
-        conn,
-        "agg_footfall",
-        "sum(t.count) AS n",
-        s.store_id,
-        bounds,
-        where="AND t.direction = 'in'",
-    )
+    ins = footfall_per_period(conn, s.store_id, bounds, "in")
     keys = cov.index
     values = ins.set_index("key")["n"] if len(ins) else pd.Series(dtype=float)
     return [int(k) for k in keys], align(values, keys, cov["status"], 0.0), list(cov["status"])

@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,8 @@ from appliance.analytics.metrics import (
     zone_visits,
 )
 from appliance.config import BoxConfig, ZoneConfig
+from local_db.aggregates import WindowRow, replace_buckets
+from local_db.observations import camera_history, points_between
 
 logger = logging.getLogger(__name__)
 
@@ -301,24 +304,11 @@ def _queue_table(
     )
 
 
-def load_points(conn: sqlite3.Connection, t0_ms: int, t1_ms: int) -> pd.DataFrame:
-    """Track points in [t0, t1) as a DataFrame."""
-    return pd.read_sql_query(
-        "SELECT camera_id, track_id, t_ms, x_m, y_m FROM track_points "
-        "WHERE t_ms >= ? AND t_ms < ? ORDER BY t_ms",
-        conn,
-        params=(t0_ms, t1_ms),
-    )
-
-
 def coverage(conn: sqlite3.Connection, config: BoxConfig, b: int) -> float:
     """Fraction of camera-time in bucket ``b`` that cameras were up (1.0 without events)."""
     total = 0.0
     for cam in config.cameras:
-        events = conn.execute(
-            "SELECT t_ms, state FROM camera_events WHERE camera_id = ? AND t_ms < ? ORDER BY t_ms",
-            (cam.id, b + BUCKET_MS),
-        ).fetchall()
+        events = camera_history(conn, cam.id, b + BUCKET_MS)
         if not events:
             total += 1.0
             continue
@@ -337,40 +327,22 @@ def write_tables(
     conn: sqlite3.Connection, config: BoxConfig, t0_ms: int, t1_ms: int, result: WindowTables
 ) -> None:
     """Replace the buckets of [t0, t1) with ``result`` in one transaction."""
-    store = config.store.id
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for table in ("agg_windows", *result.tables):
-            conn.execute(
-                f"DELETE FROM {table} WHERE store_id = ? AND bucket_ms >= ? AND bucket_ms < ?",
-                (store, t0_ms, t1_ms),
-            )
-        for table, df in result.tables.items():
-            if df.empty:
-                continue
-            cols = list(df.columns)
-            marks = ", ".join("?" for _ in cols)
-            # object dtype boxes numpy scalars as Python ones; NaN becomes NULL
-            rows = df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
-            conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows)
-        people = result.customers.assign(bucket_ms=_bucket(result.customers["t_ms"]))
-        per_bucket = (
-            people.groupby("bucket_ms")["person"].nunique()
-            if not people.empty
-            else pd.Series(dtype=int)
+    people = result.customers.assign(bucket_ms=_bucket(result.customers["t_ms"]))
+    per_bucket = (
+        people.groupby("bucket_ms")["person"].nunique()
+        if not people.empty
+        else pd.Series(dtype=int)
+    )
+    now = int(time.time() * 1000)
+    windows = []
+    for b in buckets(t0_ms, t1_ms):
+        cov = coverage(conn, config, b)
+        status: Literal["complete", "partial", "missing"] = (
+            "complete" if cov >= 0.999 else ("missing" if cov <= 0.001 else "partial")
         )
-        now = int(time.time() * 1000)
-        for b in buckets(t0_ms, t1_ms):
-            cov = coverage(conn, config, b)
-            status = "complete" if cov >= 0.999 else ("missing" if cov <= 0.001 else "partial")
-            conn.execute(
-                "INSERT INTO agg_windows VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (store, b, now, cov, status, int(per_bucket.get(b, 0)), result.staff_people),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        customers = int(per_bucket.get(b, 0))
+        windows.append(WindowRow(b, now, cov, status, customers, result.staff_people))
+    replace_buckets(conn, config.store.id, t0_ms, t1_ms, result.tables, windows)
 
 
 def analyze_range(
@@ -379,7 +351,7 @@ def analyze_range(
     """Recompute (idempotently) every 5-minute bucket in [t0, t1)."""
     t0 = t0_ms - t0_ms % BUCKET_MS
     t1 = t1_ms + (-t1_ms) % BUCKET_MS
-    points = load_points(conn, t0 - LOOKBACK_MS, t1 + LOOKAHEAD_MS)
+    points = points_between(conn, t0 - LOOKBACK_MS, t1 + LOOKAHEAD_MS)
     result = compute(points, config, t0, t1)
     write_tables(conn, config, t0, t1, result)
     logger.info("analyzed %d bucket(s) from %d points", (t1 - t0) // BUCKET_MS, len(points))

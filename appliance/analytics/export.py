@@ -16,6 +16,7 @@ from typing import Literal
 import pandas as pd
 
 from appliance.analytics.rollups import ADDITIVE, Period, rollup
+from local_db.aggregates import table_rows
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +56,7 @@ def read_table(
     """
     if table not in TABLES:
         raise ExportError(f"unknown table {table!r}; one of {', '.join(TABLES)}")
-    df = pd.read_sql_query(
-        f"SELECT * FROM {table} WHERE bucket_ms >= ? AND bucket_ms < ? ORDER BY bucket_ms",
-        conn,
-        params=(t0_ms, t1_ms),
-    )
+    df = table_rows(conn, table, t0_ms, t1_ms)
     if period is not None:
         df = rollup(df, table, period, tz)
     column = K_COLUMNS.get(table)

@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from appliance.config import BoxConfig
+from local_db.ingest import import_track_points
 
 logger = logging.getLogger(__name__)
 
@@ -148,32 +149,6 @@ def read_trajectory_csv(path: Path, config: BoxConfig) -> pd.DataFrame:
     return df
 
 
-def _already_stored(conn: sqlite3.Connection, df: pd.DataFrame) -> int | None:
-    """The index of the first row whose key is already in ``track_points``, if any."""
-    if df.empty:
-        return None
-    t0, t1 = int(df["t_ms"].min()), int(df["t_ms"].max())
-    if not conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM track_points WHERE t_ms BETWEEN ? AND ?)", (t0, t1)
-    ).fetchone()[0]:
-        return None
-    conn.execute(
-        "CREATE TEMP TABLE ingest_keys (i INTEGER, camera_id TEXT, track_id INTEGER, t_ms INTEGER)"
-    )
-    try:
-        conn.executemany(
-            "INSERT INTO temp.ingest_keys VALUES (?, ?, ?, ?)",
-            zip(range(len(df)), *(df[c].tolist() for c in KEY), strict=True),
-        )
-        row = conn.execute(
-            "SELECT min(k.i) FROM temp.ingest_keys k JOIN track_points p "
-            "ON p.camera_id = k.camera_id AND p.track_id = k.track_id AND p.t_ms = k.t_ms"
-        ).fetchone()
-    finally:
-        conn.execute("DROP TABLE temp.ingest_keys")
-    return None if row[0] is None else int(row[0])
-
-
 def ingest_csv(conn: sqlite3.Connection, path: Path, config: BoxConfig) -> int:
     """Validate the whole file, then insert it in one transaction.
 
@@ -196,15 +171,8 @@ def ingest_csv(conn: sqlite3.Connection, path: Path, config: BoxConfig) -> int:
             strict=True,
         )
     )
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        stored = _already_stored(conn, df)
-        if stored is not None:
-            raise _fail(path, stored + 2, f"{', '.join(KEY)}: already stored (imported before?)")
-        conn.executemany("INSERT INTO track_points VALUES (?, ?, ?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    stored = import_track_points(conn, rows)
+    if stored is not None:
+        raise _fail(path, stored + 2, f"{', '.join(KEY)}: already stored (imported before?)")
     logger.info("ingested %d rows from %s", len(rows), path)
     return len(rows)

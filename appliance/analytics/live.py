@@ -35,6 +35,12 @@ from appliance.analytics.fusion import (
 from appliance.analytics.geometry import inside
 from appliance.analytics.metrics import MetricSettings, predicted_waits, queue_events
 from appliance.config import BoxConfig, ZoneConfig
+from local_db.observations import (
+    latest_camera_events,
+    newest_rowid,
+    points_since,
+    points_written_after,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,21 +148,13 @@ class LiveCache:
         """Take in the rows written since the last call (or the lookback, the first time)."""
         if self._now is not None and now_ms < self._now:
             self.reset()
-        top = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM track_points").fetchone()[0])
+        top = newest_rowid(conn)
         if top < self._high_water:  # the table was emptied; rowids start again
             self.reset()
         if self._now is None:
-            rows = pd.read_sql_query(
-                f"SELECT {', '.join(_COLUMNS)} FROM track_points WHERE t_ms >= ? AND rowid <= ?",
-                conn,
-                params=(now_ms - self.lookback_ms, top),
-            )
+            rows = points_since(conn, now_ms - self.lookback_ms, top)
         else:
-            rows = pd.read_sql_query(
-                f"SELECT {', '.join(_COLUMNS)} FROM track_points WHERE rowid > ? AND rowid <= ?",
-                conn,
-                params=(self._high_water, top),
-            )
+            rows = points_written_after(conn, self._high_water, top)
         self._high_water = top
         rows = rows.astype(_empty_points().dtypes.to_dict())
         rows = pd.concat([self._pending, rows], ignore_index=True) if len(self._pending) else rows
@@ -258,15 +256,8 @@ class LiveCache:
 
 
 def _cameras_up(conn: sqlite3.Connection, config: BoxConfig, now_ms: int) -> dict[str, bool]:
-    up = {}
-    for cam in config.cameras:
-        row = conn.execute(
-            "SELECT state FROM camera_events WHERE camera_id = ? AND t_ms <= ? "
-            "ORDER BY t_ms DESC, rowid DESC LIMIT 1",
-            (cam.id, now_ms),
-        ).fetchone()
-        up[cam.id] = row is None or row[0] == "up"
-    return up
+    latest = latest_camera_events(conn, [cam.id for cam in config.cameras], now_ms)
+    return {cam: event is None or event[2] == "up" for cam, event in latest.items()}
 
 
 def _predicted_wait(events: pd.DataFrame, length: int, now_ms: int) -> float | None:

@@ -49,6 +49,9 @@ from appliance.box.health import Health
 from appliance.config import BoxConfig
 from appliance.config.live import ConfigSource, current
 from local_db import connect, delete_track_points_before
+from local_db.aggregates import newest_bucket
+from local_db.maintenance import optimize, vacuum
+from local_db.observations import count_points_between, first_point_since
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,6 @@ CHUNK_BUCKETS = 12
 #: A high-water mark further in the future than this was written under a wrong
 #: clock (e.g. before NTP set it); analysis resumes from the last bucket before now.
 CLOCK_TOLERANCE_MS = 60 * 60 * 1000
-_AUTO_VACUUM_INCREMENTAL = 2
 
 JobCallable = Callable[[], object]
 
@@ -170,12 +172,10 @@ class BoxScheduler:
                 if last + BUCKET_MS >= closed_end:
                     return done
             else:
-                first = conn.execute(
-                    "SELECT min(t_ms) FROM track_points WHERE t_ms >= ?", (floor,)
-                ).fetchone()[0]
+                first = first_point_since(conn, floor)
                 if first is None:
                     return done
-                start = _down(int(first))
+                start = _down(first)
             if start < floor:
                 logger.warning(
                     "analytics: buckets from %s to %s are past retention: not analysed",
@@ -196,14 +196,9 @@ class BoxScheduler:
     def _last_bucket(self, conn: sqlite3.Connection, closed_end: int) -> int | None:
         """The newest analysed bucket of this store: the analytics high-water mark."""
         store = self.config.store.id
-        last = conn.execute(
-            "SELECT max(bucket_ms) FROM agg_windows WHERE store_id = ?", (store,)
-        ).fetchone()[0]
+        last = newest_bucket(conn, store)
         if last is not None and last + BUCKET_MS > closed_end + CLOCK_TOLERANCE_MS:
-            before = conn.execute(
-                "SELECT max(bucket_ms) FROM agg_windows WHERE store_id = ? AND bucket_ms < ?",
-                (store, closed_end),
-            ).fetchone()[0]
+            before = newest_bucket(conn, store, before_ms=closed_end)
             logger.warning(
                 "analytics: newest bucket %s is %d min ahead of the clock (written under a "
                 "wrong clock?); resuming after %s",
@@ -212,12 +207,12 @@ class BoxScheduler:
                 "nothing" if before is None else _utc(before),
             )
             last = before
-        return None if last is None else int(last)
+        return last
 
     def optimize_job(self) -> None:
         """``PRAGMA optimize``: refresh the query planner's statistics where they are stale."""
         with closing(connect(self.db_path)) as conn:
-            conn.execute("PRAGMA optimize")
+            optimize(conn)
 
     def maintenance_job(self, now_ms: int | None = None) -> Maintenance:
         """Retention, then vacuum and ``PRAGMA optimize``.
@@ -233,33 +228,22 @@ class BoxScheduler:
         now = self._now_ms(now_ms)
         cutoff = now - round(self.config.storage.track_retention_hours * 3_600_000)
         with closing(connect(self.db_path)) as conn:
-            unanalysed = conn.execute(
-                "SELECT count(*) FROM track_points WHERE t_ms < ? AND t_ms >= "
-                "coalesce((SELECT max(bucket_ms) FROM agg_windows WHERE store_id = ?), 0) + ?",
-                (cutoff, self.config.store.id, BUCKET_MS),
-            ).fetchone()[0]
+            last = newest_bucket(conn, self.config.store.id)
+            analysed_until = 0 if last is None else last + BUCKET_MS
+            unanalysed = count_points_between(conn, analysed_until, cutoff)
             if unanalysed:
                 logger.warning("retention: %d expired points were never analysed", unanalysed)
             deleted = delete_track_points_before(conn, cutoff)
-            before = int(conn.execute("PRAGMA page_count").fetchone()[0])
-            vacuum: Literal["full", "incremental"]
-            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == _AUTO_VACUUM_INCREMENTAL:
-                vacuum = "incremental"
-                conn.execute("PRAGMA incremental_vacuum").fetchall()  # frees a page per row
-            else:
-                vacuum = "full"
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-                conn.execute("VACUUM")
-            after = int(conn.execute("PRAGMA page_count").fetchone()[0])
-            conn.execute("PRAGMA optimize")
+            vacuumed = vacuum(conn)
+            optimize(conn)
         logger.info(
             "maintenance: %d points deleted, %s vacuum %d → %d pages",
             deleted,
-            vacuum,
-            before,
-            after,
+            vacuumed.kind,
+            vacuumed.pages_before,
+            vacuumed.pages_after,
         )
-        return Maintenance(deleted, vacuum, before, after)
+        return Maintenance(deleted, vacuumed.kind, vacuumed.pages_before, vacuumed.pages_after)
 
     # --- the service --------------------------------------------------------------------
 

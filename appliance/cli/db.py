@@ -28,7 +28,7 @@ from local_db.backup import (
 )
 from local_db.connection import connect
 from local_db.litestream import litestream_config
-from local_db.track_points import delete_track_points_before
+from local_db.track_points import count_track_points, delete_track_points_before
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _count_points(db: Path) -> int | None:
     """Track points in ``db`` (read-only), or None if it has no such table."""
     try:
         with closing(connect(db, readonly=True)) as conn:
-            return int(conn.execute("SELECT count(*) FROM track_points").fetchone()[0])
+            return count_track_points(conn)
     except sqlite3.Error:
         logger.debug("no track point count for %s", db, exc_info=True)
         return None
