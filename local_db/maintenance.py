@@ -68,3 +68,19 @@ def optimize(conn: sqlite3.Connection) -> None:
         conn: Open connection.
     """
     conn.execute("PRAGMA optimize")
+
+
+def integrity_problems(conn: sqlite3.Connection) -> list[str]:
+    """``PRAGMA integrity_check``: what is wrong with the file, or ``[]`` when it is sound.
+
+    Args:
+        conn: Open connection (read-only is enough).
+
+    Returns:
+        SQLite's messages (a missing page, a broken index …), at most 100 of them.
+
+    Raises:
+        sqlite3.DatabaseError: The file is not a database or too damaged to check.
+    """
+    problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
+    return [] if problems == ["ok"] else problems

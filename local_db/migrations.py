@@ -96,6 +96,20 @@ def _apply(conn: sqlite3.Connection, name: str, fn: MigrationFn) -> bool:
     return True
 
 
+def applied_migrations(conn: sqlite3.Connection) -> set[str]:
+    """The names recorded in ``_migrations`` (empty for a database never migrated).
+
+    Args:
+        conn: Open connection (read-only is enough).
+    """
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+    ).fetchone()
+    if not has_table:
+        return set()
+    return {str(row[0]) for row in conn.execute("SELECT name FROM _migrations")}
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every registered migration not yet recorded in ``_migrations``.
 

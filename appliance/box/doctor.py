@@ -32,7 +32,8 @@ from ruamel.yaml import YAML
 from appliance.config import BoxConfig, ConfigError, load_config
 from local_db import connect
 from local_db.litestream import LitestreamError, find_binary
-from local_db.migrations import MIGRATIONS
+from local_db.maintenance import integrity_problems
+from local_db.migrations import MIGRATIONS, applied_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -162,18 +163,11 @@ def check_database(db: Path) -> Check:
         return Check("database", "warn", f"{db}: not created yet (the box creates it at start)")
     try:
         with closing(connect(db, readonly=True)) as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            if problems != ["ok"]:
+            problems = integrity_problems(conn)
+            if problems:
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
                 return Check("database", "fail", f"{db}: integrity_check: {problems[0]}{more}")
-            has_table = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
-            ).fetchone()
-            applied = (
-                {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-                if has_table
-                else set()
-            )
+            applied = applied_migrations(conn)
     except sqlite3.Error as exc:
         return Check("database", "fail", f"{db}: {type(exc).__name__}: {exc}")
     unknown = sorted(applied - MIGRATIONS.keys())
