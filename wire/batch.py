@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from wire.errors import BodyTooLargeError, UnknownSchemaError, WireError
-from wire.tables import BUCKET_MS, IDENT, INT64_MAX, MAX_BINS, TABLES, Column, TableShape
+from wire.tables import (
+    BUCKET_MS,
+    IDENT,
+    INT64_MAX,
+    MAX_BINS,
+    MAX_BUCKET_MS,
+    TABLES,
+    Column,
+    TableShape,
+)
 
 #: The batch format this code speaks.
 SCHEMA_VERSION: Final = 1
@@ -76,11 +85,11 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _check_int(value: object, path: str, low: int) -> int:
+def _check_int(value: object, path: str, low: int, high: int = INT64_MAX) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise WireError(f"expected an integer, got {_type_name(value)}", path)
-    if not low <= value <= INT64_MAX:
-        raise WireError(f"{value} is outside {low}..{INT64_MAX}", path)
+    if not low <= value <= high:
+        raise WireError(f"{value} is outside {low}..{high}", path)
     return value
 
 
@@ -92,7 +101,8 @@ def _check_value(column: Column, value: object, path: str) -> object:
         raise WireError("must not be null", path)
     kind = column.kind
     if kind in ("int", "count", "bucket"):
-        number = _check_int(value, path, -INT64_MAX - 1 if kind == "int" else 0)
+        low = -INT64_MAX - 1 if kind == "int" else 0
+        number = _check_int(value, path, low, MAX_BUCKET_MS if kind == "bucket" else INT64_MAX)
         if kind == "bucket" and number % BUCKET_MS:
             raise WireError(f"{number} is not a multiple of {BUCKET_MS} (5-minute buckets)", path)
         return number

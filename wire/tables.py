@@ -18,6 +18,8 @@ from typing import Final, Literal
 BUCKET_MS: Final = 300_000
 #: Every integer on the wire fits a signed 64-bit column.
 INT64_MAX: Final = 2**63 - 1
+#: The last bucket a batch may name (the end of year 9999 UTC).
+MAX_BUCKET_MS: Final = 253_402_300_800_000 - BUCKET_MS
 #: Identifiers (zone, line, step kind): the config's id pattern, or empty (the whole store).
 IDENT: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}|")
 #: The most bins a histogram may have.
@@ -32,7 +34,8 @@ class Column:
 
     Attributes:
         name: The column's name (as in the box's table).
-        kind: ``bucket`` (epoch ms, a multiple of :data:`BUCKET_MS`), ``int`` (signed
+        kind: ``bucket`` (epoch ms, a multiple of :data:`BUCKET_MS`, at most
+            :data:`MAX_BUCKET_MS`), ``int`` (signed
             64-bit), ``count`` (an int ≥ 0), ``real`` (a finite number), ``ident``
             (matches :data:`IDENT`), ``enum`` (one of ``choices``), ``counts`` (a list of at
             most :data:`MAX_BINS` counts).

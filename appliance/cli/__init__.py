@@ -26,6 +26,7 @@ from appliance.cli.alerts import add_alerts_parser
 from appliance.cli.db import add_db_parser
 from appliance.cli.web import add_web_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
+from cloud_hub.cli import add_hub_parser
 
 logger = logging.getLogger("footfall")
 
@@ -593,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_parser(sub)
     add_web_parser(sub)
     add_alerts_parser(sub)
+    add_hub_parser(sub)
     return parser
 
 
