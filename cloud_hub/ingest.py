@@ -27,9 +27,11 @@ from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
+    Column,
     ColumnElement,
     Connection,
     Engine,
+    MetaData,
     Table,
     case,
     delete,
@@ -135,18 +137,36 @@ def _hour_expr(bucket: ColumnElement[int], phase: int) -> ColumnElement[int]:
 
 
 def _upsert(conn: Connection, facts: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert or replace (higher ``rev`` only) rows; the buckets of the rows that changed."""
+    """Insert or replace (higher ``rev`` only) rows; the buckets of the rows that changed.
+
+    On PostgreSQL the rows are first ``COPY``-ed into a temporary table and upserted from
+    there in one statement (binding thousands of parameters cost more than the upsert).
+    """
     if not rows:
         return []
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(facts)
+    postgres = conn.dialect.name == "postgresql"
+    statement = (postgresql if postgres else sqlite).insert(facts)
     keys = [c.name for c in facts.primary_key.columns]
+    names = [c.name for c in facts.columns]
+    if postgres:
+        staging = f"staging_{facts.name}"
+        conn.exec_driver_sql(
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" '
+            f'(LIKE "{facts.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
+        )
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f'COPY "{staging}" ({", ".join(names)}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+        staged = Table(staging, MetaData(), *(Column(c.name, c.type) for c in facts.columns))
+        statement = statement.from_select(names, select(staged))
     statement = statement.on_conflict_do_update(
         index_elements=keys,
         set_={c.name: statement.excluded[c.name] for c in facts.columns if c.name not in keys},
         where=facts.c.rev < statement.excluded.rev,
     ).returning(facts.c.bucket_ms)
-    return [row.bucket_ms for row in conn.execute(statement, list(rows))]
+    result = conn.execute(statement) if postgres else conn.execute(statement, list(rows))
+    return [row.bucket_ms for row in result]
 
 
 def _rollup_columns(table: str, source: Table, from_rollup: bool) -> list[ColumnElement[Any]]:
