@@ -48,7 +48,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    """An engine on ``url``; a SQLite file's folder is created (mode 0700: it holds secrets).
+    """An engine on ``url``; a new SQLite file is made 0600 in a 0700 folder (it holds secrets).
 
     Raises:
         HubDbError: Not a SQLite or PostgreSQL URL.
@@ -60,7 +60,9 @@ def open_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = Path(parsed.database).expanduser()
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)  # its -wal and -shm files take its mode
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))

@@ -100,6 +100,7 @@ def test_init_migrates_and_refuses_other_databases(
     url = f"sqlite:///{tmp_path}/new/hub.db"
     code, out, _ = _run(capsys, "hub", "init", "--db", url)
     assert code == 0 and "hub database ready" in out
+    assert (tmp_path / "new" / "hub.db").stat().st_mode & 0o777 == 0o600  # it holds secrets
     assert _run(capsys, "hub", "init", "--db", url)[0] == 0  # again: nothing to do
     code, _, err = _run(capsys, "hub", "init", "--db", "mysql://h/db")
     assert code == 2 and "the hub runs on sqlite or postgresql only" in err
