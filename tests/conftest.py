@@ -15,6 +15,8 @@ from vision.assets import AssetError, demo_video
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "vtest.yaml"
+# the hub's fixtures: a PostgreSQL server, hub databases and processes
+pytest_plugins = ["tests.hub_support"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

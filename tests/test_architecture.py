@@ -13,7 +13,7 @@ from pathlib import Path
 import grimp
 
 REPO = Path(__file__).resolve().parent.parent
-OURS = ("appliance", "vision", "local_db", "webui", "sync", "cloud_hub", "lab")
+OURS = ("appliance", "vision", "local_db", "webui", "sync", "cloud_hub", "wire", "lab")
 
 
 def test_no_import_cycle_among_our_modules() -> None:

@@ -177,8 +177,11 @@ def test_the_box_wheel_holds_no_lab_and_the_lab_wheel_only_the_lab(tmp_path: Pat
     lab_sources = {p.relative_to(checkout).as_posix() for p in (checkout / "lab").rglob("*.py")}
     box = _wheel_names(checkout, tmp_path / "box")
     tops = {name.split("/", 1)[0] for name in box}
-    assert tops == {"appliance", "vision", "local_db", "webui", "sync", "cloud_hub"}, tops
+    assert tops == {"appliance", "vision", "local_db", "webui", "sync", "cloud_hub", "wire"}, tops
     assert "vision/mot_format.py" in box and "appliance/cli/__init__.py" in box
+    hub = {"cloud_hub/migrations/env.py", "cloud_hub/migrations/versions/v0001_initial.py",
+           "cloud_hub/migrations/script.py.mako", "wire/py.typed"}  # fmt: skip
+    assert hub <= box, "the hub's migrations ship in the wheel"
     lab = _wheel_names(checkout / "lab", tmp_path / "lab")
     assert {name.split("/", 1)[0] for name in lab} == {"lab"}
     assert lab_sources <= lab, "every lab module is in its wheel"

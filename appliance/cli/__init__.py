@@ -27,6 +27,7 @@ from appliance.cli.db import add_db_parser
 from appliance.cli.doctor import add_doctor_parser
 from appliance.cli.web import add_web_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
+from cloud_hub.cli import add_hub_parser
 
 logger = logging.getLogger("footfall")
 
@@ -595,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_web_parser(sub)
     add_alerts_parser(sub)
     add_doctor_parser(sub)
+    add_hub_parser(sub)
     return parser
 
 

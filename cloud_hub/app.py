@@ -1,0 +1,168 @@
+"""The hub's HTTP API (Flask): ``POST /api/v1/batches`` and ``GET /healthz``.
+
+A batch is checked in this order, and the first failure answers a 4xx with
+``{"error": reason}`` (plus ``"path"`` for a body error), is logged as one line without
+a traceback, and stores nothing: the store is registered (401) → a signature matches
+one of its active secrets (401) → the signed timestamp is within the tolerance (401)
+→ the delivery is not a replay (409) → the body is gzip (415) within the size bounds
+(413) → the schema version is known (400) → the batch validates (400) → its store is
+the signing store (403) → its id is the ``webhook-id`` (400) → it is applied in one
+transaction (:func:`cloud_hub.ingest.apply_batch`) → 200 with the ack.
+
+The managers' dashboard (its own templates, Flask + htmx, accounts with roles) will
+live beside this in ``cloud_hub/`` (a later slice of issue 13), as will POS import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from flask import Flask, Response, request
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from cloud_hub.ingest import Delivery, IngestError, apply_batch, delivery_seen
+from cloud_hub.registry import active_secrets, store_tz
+from wire import (
+    BATCH_PATH,
+    HEADER_STORE,
+    MAX_BODY_BYTES,
+    BodyTooLargeError,
+    SignatureError,
+    TimestampError,
+    WireError,
+    check_timestamp,
+    decode_batch,
+    encode_answer,
+    parse_headers,
+    verify,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class RefusedError(Exception):
+    """A request the hub answers with a 4xx (``status``) and a reason."""
+
+    def __init__(self, status: int, reason: str, path: str = "") -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.path = status, reason, path
+
+
+def _json(status: int, body: dict[str, object]) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _authenticate(engine: Engine, body: bytes, now: float) -> tuple[str, Delivery]:
+    """The store and delivery of a request whose signature and timestamp check out."""
+    store_id = request.headers.get(HEADER_STORE, "")
+    if not store_id:
+        raise RefusedError(401, f"missing header {HEADER_STORE}")
+    with engine.connect() as conn:
+        secrets = active_secrets(conn, store_id, int(now * 1000))
+        known = secrets or store_tz(conn, store_id) is not None
+    if not known:
+        raise RefusedError(401, f"unknown store {store_id[:64]!r}")
+    if not secrets:
+        raise RefusedError(401, f"store {store_id!r} has no active secret (rotate one)")
+    try:
+        signed = parse_headers(dict(request.headers.items()))
+        verify(secrets, signed, body)
+        check_timestamp(signed.timestamp, now)
+    except (SignatureError, TimestampError) as exc:
+        raise RefusedError(401, str(exc)) from exc
+    return store_id, Delivery(store_id, signed.msg_id, signed.timestamp)
+
+
+def _ingest(engine: Engine, now: float) -> Response:
+    body = request.get_data(cache=False)
+    store_id, delivery = _authenticate(engine, body, now)
+    with engine.connect() as conn:
+        if delivery_seen(conn, delivery):
+            raise RefusedError(409, f"replayed delivery: batch {delivery.msg_id} signed at "
+                          f"{delivery.timestamp_s} was received before")  # fmt: skip
+    if request.headers.get("Content-Encoding", "").lower() != "gzip":
+        raise RefusedError(415, "the body must be gzip-compressed (Content-Encoding: gzip)")
+    try:
+        batch = decode_batch(body)
+    except BodyTooLargeError as exc:
+        raise RefusedError(413, exc.reason, exc.path) from exc
+    except WireError as exc:
+        raise RefusedError(400, exc.reason, exc.path) from exc
+    if batch.store_id != store_id:
+        raise RefusedError(
+            403, f"the batch is for store {batch.store_id!r} but signed by {store_id!r}"
+        )
+    if batch.batch_id != delivery.msg_id:
+        raise RefusedError(
+            400, f"webhook-id {delivery.msg_id!r} is not the batch id {batch.batch_id!r}"
+        )
+    try:
+        ack = apply_batch(engine, batch, delivery, int(now * 1000))
+    except IngestError as exc:
+        raise RefusedError(exc.status, exc.reason) from exc
+    logger.info(
+        "batch %s from %s: %d rows, %d applied%s",
+        batch.batch_id, store_id, batch.row_count, ack.applied_rows,
+        " (duplicate)" if ack.duplicate else "",
+    )  # fmt: skip
+    return Response(encode_answer(ack), status=200, mimetype="application/json")
+
+
+def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
+    """The hub's Flask app on a migrated database.
+
+    Args:
+        engine: The hub's database (see :func:`cloud_hub.db.open_engine`).
+        clock: Unix seconds now (tests may move it).
+
+    Returns:
+        The app.
+    """
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    @app.post(BATCH_PATH)
+    def batches() -> Response:
+        try:
+            return _ingest(engine, clock())
+        except RefusedError as refusal:
+            logger.warning(
+                "batch refused (%d, store %s, id %s): %s%s",
+                refusal.status, request.headers.get(HEADER_STORE, "?")[:64],
+                request.headers.get("webhook-id", "?")[:64], refusal.reason,
+                f" at {refusal.path}" if refusal.path else "",
+            )  # fmt: skip
+            body: dict[str, object] = {"error": refusal.reason}
+            if refusal.path:
+                body["path"] = refusal.path
+            return _json(refusal.status, body)
+        except SQLAlchemyError:
+            logger.exception("batch not applied: database error")
+            return _json(503, {"error": "the hub's database is unavailable; retry later"})
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            logger.warning("health check: database unavailable: %s", exc)
+            return _json(503, {"ok": False, "error": "database unavailable"})
+        return _json(200, {"ok": True})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        if status == 413:
+            reason = f"the body is over {MAX_BODY_BYTES} bytes"
+        else:
+            reason = exc.description or exc.name
+        logger.warning("refused %s %s (%d): %s", request.method, request.path, status, reason)
+        return _json(status, {"error": reason})
+
+    return app

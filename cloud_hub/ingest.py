@@ -1,0 +1,375 @@
+"""Applying a verified batch: the whole batch in one transaction, or nothing.
+
+In that transaction: the delivery is recorded (its store, batch id and signed timestamp
+seen before: a replay, :class:`ReplayError`); a batch id already applied answers
+``duplicate`` and changes nothing; otherwise each table's rows are upserted into its
+``<table>_5m`` facts (a row replaces the stored one only with a higher ``rev``), the
+hourly and daily rollups and the ledger hours that the changed rows fall in are
+recomputed from the facts, and the batch id is recorded. Out-of-order and re-revised
+rows therefore leave the rollups equal to the sums of the 5-minute rows.
+
+``FOOTFALL_HUB_TEST_PAUSE_BEFORE_COMMIT=<file>`` (tests only) makes the transaction write
+that file and wait before it commits, so a test can kill the hub mid-batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from cloud_hub.partitions import ensure_partitions
+from cloud_hub.registry import store_tz
+from cloud_hub.schema import (
+    DAILY,
+    FACTS,
+    HOURLY,
+    ROLLUPS,
+    applied_batches,
+    ledger_hours,
+    rollup_name,
+    seen_deliveries,
+)
+from wire import TABLES, TOLERANCE_S, Ack, Batch
+
+logger = logging.getLogger(__name__)
+
+HOUR_MS: Final = 3_600_000
+#: A bucket further than this ahead of the hub's clock is refused (a box's clock is off).
+MAX_FUTURE_MS: Final = 24 * HOUR_MS
+PAUSE_ENV: Final = "FOOTFALL_HUB_TEST_PAUSE_BEFORE_COMMIT"
+PAUSE_S: Final = 120.0
+
+
+class IngestError(ValueError):
+    """The batch is well-formed but cannot be applied (its reason, the HTTP status)."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class ReplayError(IngestError):
+    """This exact delivery (store, batch id, signed timestamp) was received before."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, 409)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Who sent a batch and when they signed it (already verified)."""
+
+    store_id: str
+    msg_id: str
+    timestamp_s: int
+
+
+def delivery_seen(conn: Connection, delivery: Delivery) -> bool:
+    """Whether this delivery was recorded before (a replay)."""
+    found = conn.execute(
+        select(seen_deliveries.c.store_id).where(
+            seen_deliveries.c.store_id == delivery.store_id,
+            seen_deliveries.c.msg_id == delivery.msg_id,
+            seen_deliveries.c.timestamp_s == delivery.timestamp_s,
+        )
+    ).first()
+    return found is not None
+
+
+def _hour_ms(bucket_ms: int, tz: zoneinfo.ZoneInfo) -> int:
+    """The start (UTC ms) of the store-local hour a bucket is in."""
+    local = datetime.fromtimestamp(bucket_ms / 1000, tz)
+    return bucket_ms - (local.minute * 60 + local.second) * 1000
+
+
+def _day_bounds(day: date, tz: zoneinfo.ZoneInfo) -> tuple[int, int]:
+    """UTC ms of a local day's first and the next day's first instant."""
+    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    end = start + timedelta(days=1)
+    end = datetime(end.year, end.month, end.day, tzinfo=tz)
+    return round(start.timestamp() * 1000), round(end.timestamp() * 1000)
+
+
+def _runs(hours: Iterable[int]) -> list[tuple[int, int]]:
+    """Touched hour starts as runs ``(first, last)`` of consecutive hours, same phase."""
+    runs: list[tuple[int, int]] = []
+    for hour in sorted(set(hours)):
+        if runs and hour - runs[-1][1] == HOUR_MS:
+            runs[-1] = (runs[-1][0], hour)
+        else:
+            runs.append((hour, hour))
+    return runs
+
+
+def _hour_expr(bucket: ColumnElement[int], phase: int) -> ColumnElement[int]:
+    """SQL: the local hour start of ``bucket``; local hours start ``phase`` ms into an UTC hour.
+
+    ``phase`` is 0 but in zones at half- or quarter-hour offsets.
+    """
+    shifted = bucket + literal(HOUR_MS - phase, BigInteger)
+    return bucket - shifted % literal(HOUR_MS, BigInteger)
+
+
+def _upsert(conn: Connection, facts: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert or replace (higher ``rev`` only) rows; the buckets of the rows that changed.
+
+    On PostgreSQL the rows are first ``COPY``-ed into a temporary table and upserted from
+    there in one statement (binding thousands of parameters cost more than the upsert).
+    """
+    if not rows:
+        return []
+    postgres = conn.dialect.name == "postgresql"
+    statement = (postgresql if postgres else sqlite).insert(facts)
+    keys = [c.name for c in facts.primary_key.columns]
+    names = [c.name for c in facts.columns]
+    if postgres:
+        staging = f"staging_{facts.name}"
+        conn.exec_driver_sql(
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" '
+            f'(LIKE "{facts.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
+        )
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f'COPY "{staging}" ({", ".join(names)}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+        staged = Table(staging, MetaData(), *(Column(c.name, c.type) for c in facts.columns))
+        statement = statement.from_select(names, select(staged))
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: statement.excluded[c.name] for c in facts.columns if c.name not in keys},
+        where=facts.c.rev < statement.excluded.rev,
+    ).returning(facts.c.bucket_ms)
+    result = conn.execute(statement) if postgres else conn.execute(statement, list(rows))
+    return [row.bucket_ms for row in result]
+
+
+def _rollup_columns(table: str, source: Table, from_rollup: bool) -> list[ColumnElement[Any]]:
+    aggregated: list[ColumnElement[Any]] = [
+        func.sum(source.c.buckets) if from_rollup else func.count()
+    ]
+    for column, how in ROLLUPS[table].items():
+        name = rollup_name(column, how)
+        value = source.c[name] if from_rollup else source.c[column]
+        aggregated.append((func.sum if how == "sum" else func.max)(value).label(name))
+    return aggregated
+
+
+def _recompute_hours(conn: Connection, table: str, store_id: str, run: tuple[int, int]) -> None:
+    facts, hourly = FACTS[table], HOURLY[table]
+    first, last = run
+    dims = [facts.c[c.name] for c in TABLES[table].key[1:]]
+    hour = _hour_expr(facts.c.bucket_ms, first % HOUR_MS)
+    conn.execute(
+        delete(hourly).where(
+            hourly.c.store_id == store_id, hourly.c.hour_ms >= first, hourly.c.hour_ms <= last
+        )
+    )
+    query = (
+        select(facts.c.store_id, hour, *dims, *_rollup_columns(table, facts, False))
+        .where(
+            facts.c.store_id == store_id,
+            facts.c.bucket_ms >= first,
+            facts.c.bucket_ms < last + HOUR_MS,
+        )
+        .group_by(facts.c.store_id, hour, *dims)
+    )
+    conn.execute(hourly.insert().from_select([c.name for c in hourly.columns], query))
+
+
+def _recompute_day(
+    conn: Connection, table: str, store_id: str, day: date, tz: zoneinfo.ZoneInfo
+) -> None:
+    hourly, daily = HOURLY[table], DAILY[table]
+    start, end = _day_bounds(day, tz)
+    dims = [hourly.c[c.name] for c in TABLES[table].key[1:]]
+    conn.execute(delete(daily).where(daily.c.store_id == store_id, daily.c.day == day.isoformat()))
+    query = (
+        select(
+            hourly.c.store_id,
+            literal(day.isoformat()),
+            *dims,
+            *_rollup_columns(table, hourly, True),
+        )
+        .where(hourly.c.store_id == store_id, hourly.c.hour_ms >= start, hourly.c.hour_ms < end)
+        .group_by(hourly.c.store_id, *dims)
+    )
+    conn.execute(daily.insert().from_select([c.name for c in daily.columns], query))
+
+
+def _recompute_ledger(conn: Connection, store_id: str, run: tuple[int, int]) -> None:
+    windows = FACTS["agg_windows"]
+    first, last = run
+    hour = _hour_expr(windows.c.bucket_ms, first % HOUR_MS)
+    counts = [
+        func.sum(case((windows.c.status == status, 1), else_=0))
+        for status in ("complete", "partial", "missing")
+    ]
+    conn.execute(
+        delete(ledger_hours).where(
+            ledger_hours.c.store_id == store_id,
+            ledger_hours.c.hour_ms >= first,
+            ledger_hours.c.hour_ms <= last,
+        )
+    )
+    query = (
+        select(
+            windows.c.store_id,
+            hour,
+            func.count(),
+            *counts,
+            func.min(windows.c.received_ms),
+            func.max(windows.c.received_ms),
+        )
+        .where(
+            windows.c.store_id == store_id,
+            windows.c.bucket_ms >= first,
+            windows.c.bucket_ms < last + HOUR_MS,
+        )
+        .group_by(windows.c.store_id, hour)
+    )
+    conn.execute(ledger_hours.insert().from_select([c.name for c in ledger_hours.columns], query))
+
+
+def _apply_table(
+    conn: Connection,
+    table: str,
+    rows: Sequence[dict[str, Any]],
+    store_id: str,
+    tz: zoneinfo.ZoneInfo,
+    now_ms: int,
+) -> int:
+    """Upsert one table's rows and recompute what they changed; the rows that changed."""
+    prepared = [
+        {**row, "store_id": store_id, "received_ms": now_ms}
+        | ({"hist": json.dumps(row["hist"])} if "hist" in row else {})
+        for row in rows
+    ]
+    changed = _upsert(conn, FACTS[table], prepared)
+    hours = {_hour_ms(bucket, tz) for bucket in changed}
+    # local hours at a half-hour offset start mid-UTC-hour: a run keeps one phase
+    for phase in {h % HOUR_MS for h in hours}:
+        for run in _runs(h for h in hours if h % HOUR_MS == phase):
+            _recompute_hours(conn, table, store_id, run)
+            if table == "agg_windows":
+                _recompute_ledger(conn, store_id, run)
+    for day in sorted({datetime.fromtimestamp(h / 1000, tz).date() for h in hours}):
+        _recompute_day(conn, table, store_id, day, tz)
+    return len(changed)
+
+
+def _pause_if_asked(batch_id: str) -> None:
+    marker = os.environ.get(PAUSE_ENV)
+    if marker:
+        logger.warning("%s is set: pausing batch %s before its commit", PAUSE_ENV, batch_id)
+        Path(marker).write_text(batch_id)
+        time.sleep(PAUSE_S)
+
+
+def apply_batch(engine: Engine, batch: Batch, delivery: Delivery, now_ms: int) -> Ack:
+    """Apply a verified, decoded batch wholly or not at all.
+
+    Args:
+        engine: The hub's database.
+        batch: The decoded batch (its store is the delivery's).
+        delivery: The verified delivery (recorded, for replay detection).
+        now_ms: The hub's clock.
+
+    Returns:
+        The acknowledgement (``duplicate`` for a batch id applied before).
+
+    Raises:
+        ReplayError: This delivery was received before.
+        IngestError: A bucket too far in the future, or the store vanished.
+    """
+    with engine.connect() as conn:
+        tz_name = store_tz(conn, batch.store_id)
+    if tz_name is None:
+        raise IngestError(f"no store {batch.store_id!r}", 401)
+    tz = zoneinfo.ZoneInfo(tz_name)
+    buckets = [
+        bucket
+        for rows in batch.tables.values()
+        for row in rows
+        if isinstance(bucket := row["bucket_ms"], int)
+    ]
+    if buckets and max(buckets) > now_ms + MAX_FUTURE_MS:
+        raise IngestError(
+            f"bucket {max(buckets)} is more than {MAX_FUTURE_MS // HOUR_MS} h ahead of the "
+            "hub's clock (is the box's clock right?)"
+        )
+    ensure_partitions(engine, buckets)
+    key = (applied_batches.c.store_id == batch.store_id) & (
+        applied_batches.c.batch_id == batch.batch_id
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                delete(seen_deliveries).where(
+                    seen_deliveries.c.timestamp_s < now_ms // 1000 - 2 * TOLERANCE_S
+                )
+            )
+            if delivery_seen(conn, delivery):
+                raise ReplayError(_replay_reason(delivery))
+            conn.execute(
+                seen_deliveries.insert().values(
+                    store_id=delivery.store_id,
+                    msg_id=delivery.msg_id,
+                    timestamp_s=delivery.timestamp_s,
+                )
+            )
+            if conn.execute(select(applied_batches.c.batch_id).where(key)).first():
+                return Ack(batch.batch_id, 0, True)
+            applied = sum(
+                _apply_table(conn, table, rows, batch.store_id, tz, now_ms)
+                for table, rows in batch.tables.items()
+            )
+            conn.execute(
+                applied_batches.insert().values(
+                    store_id=batch.store_id,
+                    batch_id=batch.batch_id,
+                    received_ms=now_ms,
+                    rows=batch.row_count,
+                    applied_rows=applied,
+                )
+            )
+            _pause_if_asked(batch.batch_id)
+    except IntegrityError as exc:  # the same delivery or batch committed meanwhile
+        with engine.connect() as conn:
+            if conn.execute(select(applied_batches.c.batch_id).where(key)).first():
+                logger.info("batch %s was applied concurrently: duplicate", batch.batch_id)
+                return Ack(batch.batch_id, 0, True)
+        raise ReplayError(_replay_reason(delivery)) from exc
+    return Ack(batch.batch_id, applied, False)
+
+
+def _replay_reason(delivery: Delivery) -> str:
+    return (
+        f"replayed delivery: batch {delivery.msg_id} signed at {delivery.timestamp_s} was "
+        "received before (re-sign a retry with a fresh timestamp)"
+    )

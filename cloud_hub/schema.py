@@ -1,0 +1,176 @@
+"""The hub's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+- ``regions``, ``stores`` (the registry), ``store_secrets`` (several active per store
+  while one is rotated; stored in clear, because verifying an HMAC needs the secret
+  itself: protect the database as the secrets it holds);
+- ``applied_batches`` (store, batch id: the idempotency keys) and ``seen_deliveries``
+  (store, batch id, signed timestamp: replay detection, pruned after twice the tolerance);
+- per wire table ``<table>_5m``: the 5-minute facts, keyed by store + the natural key,
+  with the row's ``rev`` (a higher one replaces the row, an equal or lower one is a no-op)
+  and when it arrived; on PostgreSQL partitioned by month of ``bucket_ms``
+  (:mod:`cloud_hub.partitions`);
+- ``<table>_hour`` and ``<table>_day``: rollups kept on ingest in the same transaction
+  (an hour is the store's local hour, its start in UTC ms; a day is the store's local
+  date), with ``buckets`` (how many 5-minute rows), ``sum_<col>`` and ``max_<col>`` as
+  :data:`ROLLUPS` says (a mean is ``sum_<col> / buckets``);
+- ``ledger_hours``: the completeness ledger's source, per store and local hour, how many
+  5-minute windows arrived and the box's verdict on each (complete, partial, missing),
+  first and last arrival; an hour without a row has not been received.
+
+The migrations in ``cloud_hub/migrations/versions/`` create exactly these tables (a test
+compares them); change both together.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeEngine
+
+from wire import TABLES, TableShape
+from wire.tables import Kind
+
+metadata = MetaData()
+
+regions = Table(
+    "regions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("region_id", String(64), ForeignKey("regions.id"), nullable=False),
+    Column("area_m2", Float, nullable=True),
+    Column("tz", String(64), nullable=False),
+    Column("opening_hours", Text, nullable=True),  # JSON, for a later issue
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+store_secrets = Table(
+    "store_secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), ForeignKey("stores.id"), nullable=False, index=True),
+    Column("secret", String(200), nullable=False),  # in clear: HMAC needs it
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=True),  # NULL: until rotated
+)
+
+applied_batches = Table(
+    "applied_batches",
+    metadata,
+    Column("store_id", String(64), ForeignKey("stores.id"), primary_key=True),
+    Column("batch_id", String(64), primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),  # rows in the batch
+    Column("applied_rows", Integer, nullable=False),  # rows that changed the hub
+)
+
+seen_deliveries = Table(
+    "seen_deliveries",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("msg_id", String(128), primary_key=True),
+    Column("timestamp_s", BigInteger, primary_key=True),
+    Index("ix_seen_deliveries_timestamp_s", "timestamp_s"),
+)
+
+ledger_hours = Table(
+    "ledger_hours",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("hour_ms", BigInteger, primary_key=True),
+    Column("buckets", Integer, nullable=False),
+    Column("complete", Integer, nullable=False),
+    Column("partial", Integer, nullable=False),
+    Column("missing", Integer, nullable=False),
+    Column("first_received_ms", BigInteger, nullable=False),
+    Column("last_received_ms", BigInteger, nullable=False),
+)
+
+Rollup = Literal["sum", "max"]
+#: What the hourly and daily rollups keep of each table's value columns.
+ROLLUPS: Final[dict[str, dict[str, Rollup]]] = {
+    "agg_windows": {"coverage": "sum", "customers": "sum", "staff": "sum"},
+    "agg_footfall": {"count": "sum"},
+    "agg_occupancy": {"mean": "sum", "max": "max"},
+    "agg_dwell": {"visits": "sum", "total_s": "sum"},
+    "agg_queue": {
+        "joined": "sum",
+        "served": "sum",
+        "abandoned": "sum",
+        "wait_total_s": "sum",
+        "mean_len": "sum",
+        "max_len": "max",
+    },
+    "agg_transitions": {"count": "sum"},
+    "agg_heatmap": {"person_s": "sum", "people": "max"},
+    "agg_funnel": {"people": "sum", "kind": "max"},
+}
+
+
+def sql_type(kind: Kind) -> TypeEngine[Any]:
+    """The column type of a wire kind (a ``counts`` list is stored as JSON text)."""
+    if kind in ("ident", "enum"):
+        return String(64)
+    if kind == "real":
+        return Float()
+    return Text() if kind == "counts" else BigInteger()
+
+
+def rollup_name(column: str, how: Rollup) -> str:
+    """``sum_count``, ``max_max_len``."""
+    return f"{how}_{column}"
+
+
+def _facts(shape: TableShape) -> Table:
+    columns: list[Column[Any]] = [Column("store_id", String(64), primary_key=True)]
+    columns += [Column(c.name, sql_type(c.kind), primary_key=True) for c in shape.key]
+    columns += [Column(c.name, sql_type(c.kind), nullable=c.nullable) for c in shape.values]
+    columns += [
+        Column("rev", BigInteger, nullable=False),
+        Column("received_ms", BigInteger, nullable=False),
+    ]
+    return Table(
+        f"{shape.name}_5m", metadata, *columns, postgresql_partition_by="RANGE (bucket_ms)"
+    )
+
+
+def _rollup(shape: TableShape, grain: str) -> Table:
+    by_column = {c.name: c for c in shape.values}
+    time_column: Column[Any] = (
+        Column("hour_ms", BigInteger, primary_key=True)
+        if grain == "hour"
+        else Column("day", String(10), primary_key=True)
+    )
+    columns: list[Column[Any]] = [Column("store_id", String(64), primary_key=True), time_column]
+    columns += [Column(c.name, sql_type(c.kind), primary_key=True) for c in shape.key[1:]]
+    columns.append(Column("buckets", Integer, nullable=False))
+    columns += [
+        Column(rollup_name(name, how), sql_type(by_column[name].kind), nullable=True)
+        for name, how in ROLLUPS[shape.name].items()
+    ]
+    return Table(f"{shape.name}_{grain}", metadata, *columns)
+
+
+#: The 5-minute facts, the hourly and the daily rollup of each wire table, by wire name.
+FACTS: Final[dict[str, Table]] = {name: _facts(shape) for name, shape in TABLES.items()}
+HOURLY: Final[dict[str, Table]] = {name: _rollup(s, "hour") for name, s in TABLES.items()}
+DAILY: Final[dict[str, Table]] = {name: _rollup(s, "day") for name, s in TABLES.items()}
