@@ -21,6 +21,7 @@ from werkzeug.test import TestResponse
 
 from appliance.config import ConfigError
 from local_db import connect
+from local_db.web_users import get_credentials
 from tests.webui_support import PASSWORD, REPO, csrf_token, make_app, sign_in
 from webui import create_app
 from webui.accounts import AccountError, authenticate, create_user, issue_setup_token, list_users
@@ -50,8 +51,10 @@ def test_fresh_box_has_no_default_password_only_a_one_time_setup_token(tmp_path:
     conn = connect(tmp_path / "box.db")
     try:
         assert [(u.username, u.role) for u in list_users(conn)] == [("ines", "installer")]
-        stored = conn.execute("SELECT password_hash FROM web_users").fetchone()[0]
-        assert "long enough pw" not in stored and stored.startswith("scrypt:")
+        stored = get_credentials(conn, "ines")
+        assert stored is not None
+        assert "long enough pw" not in stored.password_hash
+        assert stored.password_hash.startswith("scrypt:")
         assert issue_setup_token(conn) is None  # an account exists: no more tokens
     finally:
         conn.close()

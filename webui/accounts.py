@@ -1,4 +1,7 @@
-"""Dashboard accounts, the one-time setup token and the cookie-signing secret, in SQLite.
+"""Dashboard accounts, the one-time setup token and the cookie-signing secret.
+
+They are stored in ``web_users`` and ``web_settings`` (:mod:`local_db.web_users`);
+this module validates, hashes and says why something is refused.
 
 Passwords are stored as werkzeug scrypt hashes. A fresh box has no account and
 no default password: :func:`issue_setup_token` makes a one-time token (printed
@@ -8,17 +11,16 @@ on the console, stored only as a hash) that creates the first installer account.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from webui.sessions import end_user_sessions
+from local_db import web_users
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _MIN_NAME_IN_PASSWORD = 3
 # Checked against when the username is unknown, so both paths cost one scrypt.
 _DUMMY_HASH = generate_password_hash("footfall-timing-equaliser")
+_SECRET_KEY = "secret_key"
+_SETUP_TOKEN = "setup_token_hash"
 
 
 class AccountError(ValueError):
@@ -43,34 +47,20 @@ class User:
     role: Role
 
 
-def _setting(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM web_settings WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _set_setting(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO web_settings (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+def _user(username: str, role: str) -> User:
+    return User(username, cast(Role, role))  # the table's CHECK allows only the roles
 
 
 def secret_key(conn: sqlite3.Connection) -> str:
     """The key that signs cookies (session id, CSRF token); made once per box, kept in the db."""
-    key = _setting(conn, "secret_key")
+    key = web_users.get_setting(conn, _SECRET_KEY)
     if key is None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            key = _setting(conn, "secret_key")
-            if key is None:
-                key = secrets.token_hex(32)
-                _set_setting(conn, "secret_key", key)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        key = web_users.add_setting(conn, _SECRET_KEY, secrets.token_hex(32))
     return key
+
+
+def _now_ms() -> int:
+    return round(time.time() * 1000)
 
 
 def _validate_password(username: str, password: str) -> None:
@@ -98,20 +88,15 @@ def create_user(conn: sqlite3.Connection, username: str, password: str, role: st
         AccountError: a bad username, a short password, an unknown role, or a taken name.
     """
     _validate(username, password, role)
-    try:
-        conn.execute(
-            "INSERT INTO web_users (username, password_hash, role, created_ms) VALUES (?, ?, ?, ?)",
-            (username, generate_password_hash(password), role, round(time.time() * 1000)),
-        )
-    except sqlite3.IntegrityError as exc:
-        raise AccountError(f"username {username!r} is taken") from exc
+    if not web_users.insert_user(conn, username, generate_password_hash(password), role, _now_ms()):
+        raise AccountError(f"username {username!r} is taken")
     logger.info("account %s created with role %s", username, role)
-    return User(username, role)  # type: ignore[arg-type]  # validated above
+    return _user(username, role)
 
 
 def delete_user(conn: sqlite3.Connection, username: str) -> bool:
     """Remove an account; returns whether it existed."""
-    deleted = conn.execute("DELETE FROM web_users WHERE username = ?", (username,)).rowcount > 0
+    deleted = web_users.delete_user(conn, username)
     if deleted:
         logger.info("account %s deleted", username)
     return deleted
@@ -127,51 +112,38 @@ def change_password(conn: sqlite3.Connection, username: str, new_password: str) 
         AccountError: the new password is not acceptable, or there is no such account.
     """
     _validate_password(username, new_password)
-    new_hash = generate_password_hash(new_password)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        updated = conn.execute(
-            "UPDATE web_users SET password_hash = ? WHERE username = ?", (new_hash, username)
-        ).rowcount
-        if not updated:
-            raise AccountError(f"username {username!r}: no such account")
-        ended = end_user_sessions(conn, username)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    ended = web_users.set_password_hash(conn, username, generate_password_hash(new_password))
+    if ended is None:
+        raise AccountError(f"username {username!r}: no such account")
     logger.info("password of %s changed", username)
     return ended
 
 
 def list_users(conn: sqlite3.Connection) -> list[User]:
     """Every account, by name."""
-    rows = conn.execute("SELECT username, role FROM web_users ORDER BY username").fetchall()
-    return [User(str(name), role) for name, role in rows]
+    return [_user(row.username, row.role) for row in web_users.list_users(conn)]
 
 
 def get_user(conn: sqlite3.Connection, username: str) -> User | None:
     """The account called ``username``, if any."""
-    row = conn.execute("SELECT role FROM web_users WHERE username = ?", (username,)).fetchone()
-    return None if row is None else User(username, row[0])
+    row = web_users.get_user(conn, username)
+    return None if row is None else _user(username, row.role)
 
 
 def authenticate(conn: sqlite3.Connection, username: str, password: str) -> User | None:
     """The user if the password is right, else None (same cost whether or not the name exists)."""
-    row = conn.execute(
-        "SELECT password_hash, role FROM web_users WHERE username = ?", (username,)
-    ).fetchone()
-    if row is None:
+    creds = web_users.get_credentials(conn, username)
+    if creds is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
-    if not check_password_hash(str(row[0]), password):
+    if not check_password_hash(creds.password_hash, password):
         return None
-    return User(username, row[1])
+    return _user(username, creds.role)
 
 
 def has_users(conn: sqlite3.Connection) -> bool:
     """Whether any account exists (a fresh box has none)."""
-    return conn.execute("SELECT 1 FROM web_users LIMIT 1").fetchone() is not None
+    return web_users.has_users(conn)
 
 
 def _token_hash(token: str) -> str:
@@ -186,7 +158,7 @@ def issue_setup_token(conn: sqlite3.Connection) -> str | None:
     if has_users(conn):
         return None
     token = secrets.token_urlsafe(18)
-    _set_setting(conn, "setup_token_hash", _token_hash(token))
+    web_users.set_setting(conn, _SETUP_TOKEN, _token_hash(token))
     return token
 
 
@@ -197,17 +169,18 @@ def redeem_setup_token(conn: sqlite3.Connection, token: str, username: str, pass
         AccountError: no token is pending, the token is wrong, or the account is invalid.
     """
     _validate(username, password, "installer")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        stored = _setting(conn, "setup_token_hash")
-        if stored is None or has_users(conn):
-            raise AccountError("setup is closed: this box already has an account")
-        if not hmac.compare_digest(stored, _token_hash(token.strip())):
-            raise AccountError("setup token: wrong token")
-        user = create_user(conn, username, password, "installer")
-        conn.execute("DELETE FROM web_settings WHERE key = 'setup_token_hash'")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return user
+    outcome = web_users.create_first_user(
+        conn,
+        token_key=_SETUP_TOKEN,
+        token_hash=_token_hash(token.strip()),
+        username=username,
+        password_hash=generate_password_hash(password),
+        role="installer",
+        created_ms=_now_ms(),
+    )
+    if outcome == "closed":
+        raise AccountError("setup is closed: this box already has an account")
+    if outcome == "wrong_token":
+        raise AccountError("setup token: wrong token")
+    logger.info("account %s created with role installer", username)
+    return _user(username, "installer")

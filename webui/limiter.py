@@ -14,7 +14,8 @@ An attempt is reserved, as a failure, in the same ``BEGIN IMMEDIATE``
 transaction that checks the rules, before the password is checked; a right
 password then removes it. So concurrent guesses cannot all pass the check, and
 the counts survive a restart. IPv6 addresses count by their /64 (one host
-holds a whole /64).
+holds a whole /64). The table is read and written through
+:mod:`local_db.login_failures`; this module holds the rules.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import ipaddress
 import logging
 import sqlite3
 from dataclasses import dataclass
+
+from local_db.login_failures import FailureCounts, forget_failures, reserve_failure
 
 logger = logging.getLogger(__name__)
 
@@ -65,30 +68,16 @@ class LoginLimiter:
         self.attempts = attempts
         self.window_ms = window_ms
 
-    def _wait_ms(self, conn: sqlite3.Connection, address: str, username: str, now_ms: int) -> int:
-        since = now_ms - self.window_ms
-        count, oldest = conn.execute(
-            "SELECT count(*), min(t_ms) FROM web_login_failures WHERE address = ? AND t_ms > ?",
-            (address, since),
-        ).fetchone()
-        if int(count) >= self.attempts:
-            return int(oldest) + self.window_ms - now_ms
-        (name_failures,) = conn.execute(
-            "SELECT count(*) FROM web_login_failures WHERE username = ? AND t_ms > ?",
-            (username, since),
-        ).fetchone()
-        if int(name_failures) < self.attempts:
+    def _wait_ms(self, counts: FailureCounts, now_ms: int) -> int:
+        if counts.address_failures >= self.attempts and counts.address_oldest_ms is not None:
+            return counts.address_oldest_ms + self.window_ms - now_ms
+        if counts.username_failures < self.attempts:
             return 0
-        (last_mine,) = conn.execute(
-            "SELECT max(t_ms) FROM web_login_failures "
-            "WHERE username = ? AND address = ? AND t_ms > ?",
-            (username, address, since),
-        ).fetchone()
-        if last_mine is None:
+        if counts.last_for_pair_ms is None:
             return 0  # this address has not failed for the name: it gets its try
-        excess = min(int(name_failures) - self.attempts, 30)  # 2 ** 30 s is past any window
+        excess = min(counts.username_failures - self.attempts, 30)  # 2 ** 30 s is past any window
         delay_ms = min(self.window_ms, 1000 << excess)
-        return int(last_mine) + delay_ms - now_ms
+        return counts.last_for_pair_ms + delay_ms - now_ms
 
     def reserve(
         self, conn: sqlite3.Connection, address: str | None, username: str, now_ms: int
@@ -106,27 +95,11 @@ class LoginLimiter:
             be refused.
         """
         key = address_key(address)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "DELETE FROM web_login_failures WHERE t_ms <= ?", (now_ms - self.window_ms,)
-            )
-            wait_ms = self._wait_ms(conn, key, username, now_ms)
-            row_id = None
-            if wait_ms <= 0:
-                row_id = conn.execute(
-                    "INSERT INTO web_login_failures (address, username, t_ms) VALUES (?, ?, ?)",
-                    (key, username, now_ms),
-                ).lastrowid
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return Attempt(key, username, row_id, max(0, wait_ms) / 1000)
+        reservation = reserve_failure(
+            conn, key, username, now_ms, self.window_ms, lambda c: self._wait_ms(c, now_ms)
+        )
+        return Attempt(key, username, reservation.row_id, max(0, reservation.wait_ms) / 1000)
 
     def succeeded(self, conn: sqlite3.Connection, attempt: Attempt) -> None:
         """The password was right: forget this address's failures for this name."""
-        conn.execute(
-            "DELETE FROM web_login_failures WHERE address = ? AND username = ?",
-            (attempt.address, attempt.username),
-        )
+        forget_failures(conn, attempt.address, attempt.username)

@@ -1,4 +1,4 @@
-"""Server-side dashboard sessions in SQLite (``web_sessions``).
+"""Server-side dashboard sessions, stored in ``web_sessions`` (:mod:`local_db.web_sessions`).
 
 The browser's cookie carries only a random session id; the database keeps its
 SHA-256, the user, when it started, when it was last used and when it ends. A
@@ -16,6 +16,8 @@ import secrets
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from local_db.web_sessions import delete_session, get_session, insert_session, touch_session
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +50,14 @@ def start_session(
     Sessions that have ended by now are swept at the same time.
     """
     session_id = secrets.token_urlsafe(32)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "DELETE FROM web_sessions WHERE expires_ms <= ? OR last_seen_ms <= ?",
-            (now_ms, now_ms - policy.idle_ms),
-        )
-        conn.execute(
-            "INSERT INTO web_sessions (id_hash, username, created_ms, last_seen_ms, expires_ms) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (_hash(session_id), username, now_ms, now_ms, now_ms + policy.lifetime_ms),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    insert_session(
+        conn,
+        _hash(session_id),
+        username,
+        now_ms=now_ms,
+        expires_ms=now_ms + policy.lifetime_ms,
+        idle_cutoff_ms=now_ms - policy.idle_ms,
+    )
     return session_id
 
 
@@ -79,30 +74,19 @@ def session_user(
     and deleting an ended session) go through the connection ``write`` returns.
     """
     key = _hash(session_id)
-    row = read.execute(
-        "SELECT username, last_seen_ms, expires_ms FROM web_sessions WHERE id_hash = ?", (key,)
-    ).fetchone()
+    row = get_session(read, key)
     if row is None:
         return None
-    username, last_seen_ms, expires_ms = str(row[0]), int(row[1]), int(row[2])
-    if now_ms >= expires_ms or now_ms - last_seen_ms >= policy.idle_ms:
-        write().execute("DELETE FROM web_sessions WHERE id_hash = ?", (key,))
-        reason = "lifetime" if now_ms >= expires_ms else "idle timeout"
-        logger.info("session of %s ended (%s)", username, reason)
+    if now_ms >= row.expires_ms or now_ms - row.last_seen_ms >= policy.idle_ms:
+        delete_session(write(), key)
+        reason = "lifetime" if now_ms >= row.expires_ms else "idle timeout"
+        logger.info("session of %s ended (%s)", row.username, reason)
         return None
-    if now_ms - last_seen_ms >= TOUCH_EVERY_MS:
-        write().execute("UPDATE web_sessions SET last_seen_ms = ? WHERE id_hash = ?", (now_ms, key))
-    return username
+    if now_ms - row.last_seen_ms >= TOUCH_EVERY_MS:
+        touch_session(write(), key, now_ms)
+    return row.username
 
 
 def end_session(conn: sqlite3.Connection, session_id: str) -> None:
     """End one session (logout)."""
-    conn.execute("DELETE FROM web_sessions WHERE id_hash = ?", (_hash(session_id),))
-
-
-def end_user_sessions(conn: sqlite3.Connection, username: str) -> int:
-    """End every session of ``username``; returns how many there were.
-
-    Runs inside the caller's transaction if one is open.
-    """
-    return conn.execute("DELETE FROM web_sessions WHERE username = ?", (username,)).rowcount
+    delete_session(conn, _hash(session_id))

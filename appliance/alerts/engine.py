@@ -31,6 +31,7 @@ from appliance.analytics.live import LiveCache, LiveSnapshot, snapshot
 from appliance.config import AlertingConfig, BoxConfig, ConfigError, load_config
 from appliance.config.live import LiveConfig
 from local_db import connect, migrate
+from local_db.alert_log import clear_rules
 
 logger = logging.getLogger(__name__)
 
@@ -289,12 +290,7 @@ class AlertEngine:
         now = self._now_ms if self._now_ms is not None else int(time.time() * 1000)
         rules = {r.id: r for r in self.config.alerts}
         unknown = [rid for rid in rule_ids if rid not in rules]  # removed while stopped
-        if unknown:
-            self.conn.execute(
-                f"UPDATE alert_log SET cleared_ms = ?, message = message || ' ({why})' "
-                f"WHERE cleared_ms IS NULL AND rule_id IN ({', '.join('?' for _ in unknown)})",
-                (now, *unknown),
-            )
+        clear_rules(self.conn, unknown, now, f" ({why})")
         self._deliver(
             [
                 Transition("clear", rules[a.rule_id], a.target, now, None, f"{a.rule_id}: {why}")
