@@ -6,6 +6,8 @@ every import statement, also those inside functions and under ``TYPE_CHECKING``.
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +54,48 @@ def test_the_cli_and_config_import_no_pixel_library() -> None:
     assert done.returncode == 0, done.stderr
     assert "examples/vtest.yaml: OK" in done.stdout
     assert "reprojection error" in done.stdout  # the homography was fitted
+
+
+# "No SQL for a package's tables outside its db layer": every write of the box (and every
+# transaction, pragma and schema statement) is in local_db/; outside it only the dashboard's
+# pages may keep their own read queries. String constants are scanned (docstrings skipped), so
+# an f-string's SQL is caught too.
+_WRITE_SQL = re.compile(
+    r"\b(INSERT(\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM"
+    r"|(CREATE|DROP|ALTER)\s+(TABLE|INDEX|TRIGGER|VIEW)|BEGIN(\s+IMMEDIATE)?\b|COMMIT|ROLLBACK"
+    r"|PRAGMA|VACUUM)\b"
+)
+_READ_SQL = re.compile(r"\bSELECT\b[\s\S]*\bFROM\b|\bSELECT\s+\w+\(")
+
+
+def _sql_constants(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def test_sql_for_box_tables_lives_in_local_db() -> None:
+    writes, reads = [], []
+    for package in ("appliance", "vision", "webui", "sync"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            rel = path.relative_to(REPO)
+            for line, text in _sql_constants(path):
+                if _WRITE_SQL.search(text):
+                    writes.append(f"{rel}:{line}: {text.strip()[:60]!r}")
+                elif _READ_SQL.search(text) and package != "webui":
+                    reads.append(f"{rel}:{line}: {text.strip()[:60]!r}")
+    assert not writes, "SQL writes outside local_db/:\n" + "\n".join(writes)
+    assert not reads, "SQL reads outside local_db/ and the dashboard's pages:\n" + "\n".join(reads)
