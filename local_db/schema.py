@@ -238,6 +238,7 @@ TABLES: Final[dict[str, TableDoc]] = {
 #: The tables a sync may send to the hub, every column as the schema has it (fnmatch).
 SYNCED_TABLES: Final = "agg_*"
 
+
 def _word(words: str) -> str:
     """A pattern for names holding one of ``words`` as a whole word (``crop``, ``face_crops``)."""
     return rf"(.*_)?({words})s?(_.*)?"
@@ -331,8 +332,8 @@ def blob_values(conn: sqlite3.Connection, table: str, columns: list[str]) -> dic
     return {c: int(n) for c, n in zip(columns, row, strict=True) if n}
 
 
-#: text shorter than this cannot hold an image worth the name (nor its base64)
-MIN_ENCODED_CHARS: Final = 64
+#: text shorter than this (in bytes: ``length()`` of text stops at a NUL) holds no image
+MIN_ENCODED_BYTES: Final = 32
 
 
 def encoded_texts(
@@ -344,7 +345,7 @@ def encoded_texts(
 ) -> list[tuple[str, str]]:
     """Text values that hold an encoded image (base64, a data: URL, raw JPEG bytes).
 
-    Every text value of at least :data:`MIN_ENCODED_CHARS` characters is passed to
+    Every text value of at least :data:`MIN_ENCODED_BYTES` bytes is passed to
     ``looks_encoded`` as its bytes (raw JPEG bytes are not UTF-8; shorter values are
     skipped inside SQLite).
 
@@ -364,8 +365,9 @@ def encoded_texts(
         col = f'"{_quoted(column)}"'
         rows = conn.execute(
             f'SELECT footfall_encoded(CAST({col} AS BLOB)) AS what FROM "{_quoted(table)}" '
-            f"WHERE typeof({col}) = 'text' AND length({col}) >= ? AND what IS NOT NULL LIMIT ?",
-            (MIN_ENCODED_CHARS, limit - len(found)),
+            f"WHERE typeof({col}) = 'text' AND length(CAST({col} AS BLOB)) >= ? "
+            "AND what IS NOT NULL LIMIT ?",
+            (MIN_ENCODED_BYTES, limit - len(found)),
         )
         found += [(column, str(row[0])) for row in rows]
         if len(found) >= limit:
