@@ -355,7 +355,11 @@ def check_track_ids(ids_by_camera: dict[str, list[int]]) -> Check:
             good.append(f"{camera}: {len(ids)}")
     if bad:
         return Check("track ids", "fail", "; ".join(bad))
-    return Check("track ids", "ok", f"random 64-bit ids (tracks per camera: {', '.join(good)})")
+    return Check(
+        "track ids",
+        "ok",
+        f"random 64-bit ids (tracks checked per camera, at most 1000: {', '.join(good)})",
+    )
 
 
 def check_retention(oldest: tuple[str, int] | None, retention_h: float, now_ms: int) -> Check:
