@@ -594,9 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_db_parser(sub)
     add_web_parser(sub)
+    add_privacy_parser(sub)
     add_alerts_parser(sub)
     add_doctor_parser(sub)
-    add_privacy_parser(sub)
     return parser
 
 
