@@ -108,7 +108,14 @@ def _mtime(path: Path) -> int:
         return -1
 
 
-def _payload(store_id: str, alert_id: int, t: Transition) -> dict[str, Any]:
+def webhook_payload(store_id: str, alert_id: int, t: Transition) -> dict[str, Any]:
+    """The JSON object a webhook receives for one alert raised or cleared (before its envelope).
+
+    Args:
+        store_id: the store.
+        alert_id: the alert's row in ``alert_log``.
+        t: the transition.
+    """
     value = t.value if t.value is not None and math.isfinite(t.value) else None
     return {
         "event": f"alert.{'raised' if t.action == 'raise' else 'cleared'}",
@@ -322,7 +329,7 @@ class AlertEngine:
             for alert_id, t in zip(ids, transitions, strict=True):
                 for sender, min_rank in self._webhooks:
                     if SEVERITY_RANK[t.rule.severity] >= min_rank:
-                        sender.send(_payload(store, alert_id, t))
+                        sender.send(webhook_payload(store, alert_id, t))
         if self._buzzer is not None:
             self._buzzer.update(active_alerts(self.conn, store))
 

@@ -46,6 +46,13 @@ def verify(body: bytes, secret: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(body, secret), signature)
 
 
+def envelope(payload: dict[str, Any], delivery_id: str, sent_ms: int) -> bytes:
+    """The exact body POSTed (and signed): the payload with its delivery id and time."""
+    return json.dumps(
+        {"delivery_id": delivery_id, "sent_ms": sent_ms, **payload}, separators=(",", ":")
+    ).encode()
+
+
 class WebhookSender:
     """Delivers payloads to one URL from its own thread.
 
@@ -90,9 +97,7 @@ class WebhookSender:
         """
         delivery = uuid.uuid4().hex
         sent_ms = int(time.time() * 1000)
-        body = json.dumps(
-            {"delivery_id": delivery, "sent_ms": sent_ms, **payload}, separators=(",", ":")
-        ).encode()
+        body = envelope(payload, delivery, sent_ms)
         while True:
             try:
                 self._queue.put_nowait((delivery, body, sent_ms))

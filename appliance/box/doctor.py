@@ -112,7 +112,7 @@ def _box_checks(config: BoxConfig, options: Options) -> list[Check]:
         check_gpu(config),
         check_disk(db.parent, min_mb),
         check_database(db),
-        check_hub(options.hub or _config_hub(config), options.hub_timeout_s),
+        check_hub(options.hub or config_hub(config), options.hub_timeout_s),
     ]
 
 
@@ -182,7 +182,7 @@ def check_database(db: Path) -> Check:
     return Check("database", "ok", f"{db}: integrity ok, {len(applied)} migrations current")
 
 
-def _config_hub(config: BoxConfig) -> str | None:
+def config_hub(config: BoxConfig) -> str | None:
     """The hub URL of the config's optional ``hub`` section (a URL, or one with ``url``)."""
     hub: Any = getattr(config, "hub", None)
     if hub is None or isinstance(hub, str):

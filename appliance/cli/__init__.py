@@ -25,6 +25,7 @@ from appliance.box.logs import setup_logging
 from appliance.cli.alerts import add_alerts_parser
 from appliance.cli.db import add_db_parser
 from appliance.cli.doctor import add_doctor_parser
+from appliance.cli.privacy import add_privacy_parser
 from appliance.cli.web import add_web_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 from cloud_hub.cli import add_hub_parser
@@ -594,6 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_db_parser(sub)
     add_web_parser(sub)
+    add_privacy_parser(sub)
     add_alerts_parser(sub)
     add_doctor_parser(sub)
     add_hub_parser(sub)
