@@ -9,6 +9,7 @@ repository's units scored by ``systemd-analyze``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.server
 import json
 import re
@@ -28,13 +29,14 @@ import numpy as np
 import pytest
 from ruamel.yaml import YAML
 
-from appliance.box.privacy import looks_encoded, sniff
+from appliance.box.privacy import check_protocol, looks_encoded, sniff
 from appliance.cli import main
 from local_db import DbWriter, connect
 from local_db.schema import TABLES
 from vision.tracking import random_track_id
 from webui import create_app
 from webui.ops import WebServer
+from wire import TABLES as WIRE_TABLES
 
 from .conftest import EXAMPLE_CONFIG, REPO, wait_for
 from .test_doctor import tiny_model, tiny_video
@@ -411,3 +413,14 @@ def test_text_that_is_not_an_image_is_not_taken_for_one() -> None:
     )
     assert looks_encoded(b"0123456789abcdef" * 4) is None  # a hex secret
     assert sniff(b"SQLite format 3\x00" + bytes(100)) is None
+
+
+def test_a_trajectory_field_in_the_sync_protocol_fails() -> None:
+    assert check_protocol().status == "ok"
+    footfall = WIRE_TABLES["agg_footfall"]
+    leaky = dataclasses.replace(
+        footfall, values=(*footfall.values, dataclasses.replace(footfall.values[0], name="x_m"))
+    )
+    check = check_protocol([*WIRE_TABLES.values(), leaky])
+    assert check.status == "fail"
+    assert "agg_footfall.x_m" in check.reason

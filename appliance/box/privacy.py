@@ -37,7 +37,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,8 @@ from local_db import connect, migrate
 from local_db import schema as db_schema
 from local_db.schema import Column
 from vision.assets import cache_dir
+from wire import TABLES as WIRE_TABLES
+from wire.tables import TableShape
 
 logger = logging.getLogger(__name__)
 
@@ -406,6 +408,32 @@ def check_sync(tables: dict[str, list[Column]]) -> Check:
     )
 
 
+def check_protocol(shapes: Iterable[TableShape] = WIRE_TABLES.values()) -> Check:
+    """What the sync protocol can carry at all (``wire``'s row shapes): no trajectory or pixels.
+
+    The database check above covers what the tables hold; this covers what a batch can
+    express at all, whatever the box's tables hold: a field ``wire`` cannot name cannot leave.
+
+    Args:
+        shapes: the protocol's row shapes (default: ``wire.TABLES``).
+    """
+    shapes = list(shapes)
+    bad = [
+        f"{shape.name}.{column.name} ({why})"
+        for shape in shapes
+        for column in (*shape.key, *shape.values)
+        if (why := db_schema.forbidden_reason(column.name))
+    ]
+    if bad:
+        return Check("sync protocol", "fail", f"wire can carry: {', '.join(bad)}")
+    fields = sum(len(shape.key) + len(shape.values) for shape in shapes)
+    return Check(
+        "sync protocol",
+        "ok",
+        f"wire's {len(shapes)} row shapes, {fields} fields: no trajectory or pixel field",
+    )
+
+
 # --- the live view and the units --------------------------------------------------------
 
 
@@ -580,6 +608,7 @@ def run_audit(options: Options) -> Audit:
             )
         )
     checks.append(check_sync(tables))
+    checks.append(check_protocol())
     base = (options.url or dashboard_url(config)).rstrip("/")
     paths = options.live_paths(config) if options.live_paths else []
     checks += check_live_view(
