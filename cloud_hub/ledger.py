@@ -148,20 +148,21 @@ def compute(
         )
     ):  # fmt: skip
         rows[r.store_id][r.hour_ms] = ((r.buckets, r.complete, r.missing), r.last_received_ms)
-    newest = dict(
-        conn.execute(
+    newest: dict[str, int] = {
+        r[0]: r[1]
+        for r in conn.execute(
             select(ledger_hours.c.store_id, func.max(ledger_hours.c.hour_ms))
             .where(ledger_hours.c.store_id.in_(ids))
             .group_by(ledger_hours.c.store_id)
-        ).tuples()
-    )
-    ledger.last_batch_ms = dict.fromkeys(ids, None) | dict(
-        conn.execute(
-            select(applied_batches.c.store_id, func.max(applied_batches.c.received_ms))
-            .where(applied_batches.c.store_id.in_(ids))
-            .group_by(applied_batches.c.store_id)
-        ).tuples()
-    )
+        )
+    }
+    ledger.last_batch_ms = dict.fromkeys(ids, None)
+    for r in conn.execute(
+        select(applied_batches.c.store_id, func.max(applied_batches.c.received_ms))
+        .where(applied_batches.c.store_id.in_(ids))
+        .group_by(applied_batches.c.store_id)
+    ):
+        ledger.last_batch_ms[r[0]] = r[1]
     for store_id, tz in zones.items():
         own = rows.get(store_id, {})
         for day in days:
