@@ -95,8 +95,8 @@ def cmd_hub_serve(args: argparse.Namespace) -> int:
     engine = _engine(args)
 
     def ready(url: str) -> None:
+        print(f"hub: {url}", flush=True)  # the first line: scripts wait for it
         _print_setup_token(engine, url)
-        print(f"hub: {url}", flush=True)
 
     try:
         serve(create_app(engine), args.host, args.port, ready)
