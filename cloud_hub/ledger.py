@@ -157,12 +157,12 @@ def compute(
         )
     }
     ledger.last_batch_ms = dict.fromkeys(ids, None)
-    for r in conn.execute(
+    for store_id, last in conn.execute(
         select(applied_batches.c.store_id, func.max(applied_batches.c.received_ms))
         .where(applied_batches.c.store_id.in_(ids))
         .group_by(applied_batches.c.store_id)
     ):
-        ledger.last_batch_ms[r[0]] = r[1]
+        ledger.last_batch_ms[store_id] = last
     for store_id, tz in zones.items():
         own = rows.get(store_id, {})
         for day in days:

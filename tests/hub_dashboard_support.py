@@ -69,26 +69,56 @@ def day_rows(buckets: list[int], seed: int, status: str = "complete") -> DayRows
         for line in ("door", "side"):
             for direction in ("in", "out"):
                 rows.tables["agg_footfall"].append(
-                    {"bucket_ms": bucket, "line_id": line, "direction": direction,
-                     "count": rng.randint(0, 9), "rev": 1}
-                )  # fmt: skip
+                    {
+                        "bucket_ms": bucket,
+                        "line_id": line,
+                        "direction": direction,
+                        "count": rng.randint(0, 9),
+                        "rev": 1,
+                    }
+                )
         rows.tables["agg_windows"].append(
-            {"bucket_ms": bucket, "computed_at_ms": bucket, "coverage": coverage, "status": status,
-             "customers": rng.randint(0, 9), "staff": 1, "rev": 1}
-        )  # fmt: skip
+            {
+                "bucket_ms": bucket,
+                "computed_at_ms": bucket,
+                "coverage": coverage,
+                "status": status,
+                "customers": rng.randint(0, 9),
+                "staff": 1,
+                "rev": 1,
+            }
+        )
         visits = rng.randint(0, 6)
         rows.tables["agg_dwell"].append(
-            {"bucket_ms": bucket, "zone_id": "", "visits": visits,
-             "total_s": round(visits * rng.uniform(30, 600), 3), "p10_s": None, "p50_s": None,
-             "p90_s": None, "hist": [visits], "rev": 1}
-        )  # fmt: skip
+            {
+                "bucket_ms": bucket,
+                "zone_id": "",
+                "visits": visits,
+                "total_s": round(visits * rng.uniform(30, 600), 3),
+                "p10_s": None,
+                "p50_s": None,
+                "p90_s": None,
+                "hist": [visits],
+                "rev": 1,
+            }
+        )
         served = rng.randint(0, 4)
         rows.tables["agg_queue"].append(
-            {"bucket_ms": bucket, "zone_id": "till", "joined": served, "served": served,
-             "abandoned": 0, "wait_total_s": round(served * rng.uniform(10, 200), 3),
-             "mean_wait_s": None, "p90_wait_s": None, "mean_len": 1.0, "max_len": 2,
-             "predicted_mae_s": None, "rev": 1}
-        )  # fmt: skip
+            {
+                "bucket_ms": bucket,
+                "zone_id": "till",
+                "joined": served,
+                "served": served,
+                "abandoned": 0,
+                "wait_total_s": round(served * rng.uniform(10, 200), 3),
+                "mean_wait_s": None,
+                "p90_wait_s": None,
+                "mean_len": 1.0,
+                "max_len": 2,
+                "predicted_mae_s": None,
+                "rev": 1,
+            }
+        )
     return rows
 
 
@@ -99,8 +129,9 @@ def send_rows(hub: Hub, store_id: str, rows: DayRows) -> None:
     assert answer.status_code == 200, answer.text
 
 
-def add_store_to(hub: Hub, store_id: str, region: str, tz: str, area: float | None,
-                 weekly: list[int] | None) -> None:  # fmt: skip
+def add_store_to(
+    hub: Hub, store_id: str, region: str, tz: str, area: float | None, weekly: list[int] | None
+) -> None:
     """Register a store with a known id, region, area and opening hours."""
     with hub.engine.begin() as conn:
         hub.secrets[store_id] = [
@@ -113,7 +144,7 @@ def add_store_to(hub: Hub, store_id: str, region: str, tz: str, area: float | No
                 area,
                 int(time.time() * 1000),
                 weekly,
-            )  # fmt: skip
+            )
         ]
 
 
@@ -132,8 +163,9 @@ def sign_in(base_url: str, name: str, password: str = PASSWORD) -> requests.Sess
     answer = session.post(
         base_url + "/login",
         data={"csrf_token": token[1], "username": name, "password": password, "next": ""},
-        timeout=30, allow_redirects=False,
-    )  # fmt: skip
+        timeout=30,
+        allow_redirects=False,
+    )
     assert answer.status_code == 302, answer.text[:500]
     fresh = CSRF.search(session.get(base_url + "/login", timeout=30).text)  # the new session's
     assert fresh

@@ -98,8 +98,9 @@ def world(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
     for k, day in enumerate(w.period):
         for hour in range(9, 21):
             tx, sales = 3 + hour + k, round(11.5 * (hour + 1) + k, 2)
-            hours.append({"hour": f"{day.isoformat()} {hour:02d}:00", "transactions": tx,
-                          "sales": sales})  # fmt: skip
+            hours.append(
+                {"hour": f"{day.isoformat()} {hour:02d}:00", "transactions": tx, "sales": sales}
+            )
             total = w.pos.get(("a-shop", day), (0, 0.0))
             w.pos[("a-shop", day)] = (total[0] + tx, total[1] + sales)
     answer = _post_pos(hub, "a-shop", hours)
@@ -110,8 +111,9 @@ def world(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
         w.pos[("b-shop", day)] = (100, 1220.25)
     csv_file = tmp_path_factory.mktemp("pos") / "b.csv"
     csv_file.write_text("\n".join(lines) + "\n")
-    assert main(["hub", "pos", "import", str(csv_file), "--store", "b-shop",
-                 "--db", hub.db_url]) == 0  # fmt: skip
+    assert (
+        main(["hub", "pos", "import", str(csv_file), "--store", "b-shop", "--db", hub.db_url]) == 0
+    )
     add_account(hub, "ada", "admin")
     add_account(hub, "mia", "manager", {"nord"})
     add_account(hub, "vic", "viewer")
@@ -142,14 +144,18 @@ def test_anonymous_users_are_sent_to_sign_in(world: World) -> None:
     for path in ("/", "/league.csv", "/ledger", "/stores/a-shop", "/api/v1/league", "/users"):
         answer = requests.get(base + path, timeout=30, allow_redirects=False)
         assert answer.status_code == 302 and "/login?next=" in answer.headers["Location"], path
-    htmx = requests.get(base + "/", headers={"HX-Request": "true"}, timeout=30,
-                        allow_redirects=False)  # fmt: skip
+    htmx = requests.get(
+        base + "/", headers={"HX-Request": "true"}, timeout=30, allow_redirects=False
+    )
     assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login")
     wrong = requests.Session()
     token = CSRF.search(wrong.get(base + "/login", timeout=30).text)
     assert token
-    refused = wrong.post(base + "/login", data={"csrf_token": token[1], "username": "ada",
-                                                "password": "not the password"}, timeout=30)  # fmt: skip
+    refused = wrong.post(
+        base + "/login",
+        data={"csrf_token": token[1], "username": "ada", "password": "not the password"},
+        timeout=30,
+    )
     assert refused.status_code == 401 and "Wrong username or password" in refused.text
 
 
@@ -169,8 +175,14 @@ def test_the_manager_sees_only_her_region_everywhere(world: World) -> None:
     assert {s["store"] for s in api["stores"]} == {"a-shop", "b-shop"}
     ledger = mia.get(base + "/ledger", params=query, timeout=30).text
     assert set(re.findall(r'data-store="([^"]+)"', ledger)) == {"a-shop", "b-shop"}
-    for path in ("/stores/c-shop", "/stores/c-shop.csv", "/regions/sud", "/regions/sud.csv",
-                 f"/stores/{LEDGER_STORE}", "/regions/ledg"):  # fmt: skip
+    for path in (
+        "/stores/c-shop",
+        "/stores/c-shop.csv",
+        "/regions/sud",
+        "/regions/sud.csv",
+        f"/stores/{LEDGER_STORE}",
+        "/regions/ledg",
+    ):
         assert mia.get(base + path, timeout=30).status_code == 404, path
     # asking for another region by filter gives nothing of it
     other = mia.get(base + "/league.csv", params=_query(world, region="sud"), timeout=30)
@@ -189,20 +201,31 @@ def test_the_viewer_reads_but_cannot_post(world: World) -> None:
     assert vic.get(base + "/stores/c-shop", params=_query(world), timeout=30).status_code == 200
     files = {"file": ("p.csv", b"hour,transactions,sales\n2024-01-01 10:00,1,2\n", "text/csv")}
     token = {"csrf_token": vic.headers["X-CSRFToken"]}
-    assert vic.post(base + "/stores/a-shop/pos", data=token, files=files,
-                    timeout=30).status_code == 403  # fmt: skip
-    assert vic.post(base + "/users", data={**token, "username": "eve", "role": "admin",
-                                           "password": "x" * 12}, timeout=30).status_code == 403  # fmt: skip
+    assert (
+        vic.post(base + "/stores/a-shop/pos", data=token, files=files, timeout=30).status_code
+        == 403
+    )
+    assert (
+        vic.post(
+            base + "/users",
+            data={**token, "username": "eve", "role": "admin", "password": "x" * 12},
+            timeout=30,
+        ).status_code
+        == 403
+    )
     # a POST without the CSRF token is refused even for an admin
     ada = sign_in(base, "ada")
     del ada.headers["X-CSRFToken"]
-    answer = ada.post(base + "/users", data={"username": "eve", "role": "viewer",
-                                             "password": "x" * 12}, timeout=30)  # fmt: skip
+    answer = ada.post(
+        base + "/users",
+        data={"username": "eve", "role": "viewer", "password": "x" * 12},
+        timeout=30,
+    )
     assert answer.status_code == 400 and "CSRF" in answer.text
 
 
 def _expected(w: World, store: str, days: list[date]) -> dict[str, float]:
-    region, _, area, _, per_day = STORES[store]
+    _, _, area, _, per_day = STORES[store]
     visitors = w.visitors(store, days)
     dwell = [w.rows[(store, d)].dwell() for d in days]
     queue = [w.rows[(store, d)].queue() for d in days]
@@ -219,15 +242,18 @@ def test_the_comparison_matches_sums_of_the_ingested_rows(world: World) -> None:
     base, w = world.hub.url, world
     admin = sign_in(base, "ada")
     page = admin.get(base + "/", params=_query(w), timeout=30)
-    table = {r["store"]: r for r in csv_rows(admin.get(base + "/league.csv", params=_query(w),
-                                                       timeout=30).text)}  # fmt: skip
+    table = {
+        r["store"]: r
+        for r in csv_rows(admin.get(base + "/league.csv", params=_query(w), timeout=30).text)
+    }
     cells = _page_rows(page.text)
     for store, row in table.items():  # the page shows the CSV's numbers
         assert cells[store][: len(row)] == [v or "—" for v in row.values()], store
     week = [d - timedelta(days=7) for d in w.period]
     year = [d - timedelta(days=364) for d in w.period]
-    mean_nord = (_expected(w, "a-shop", w.period)["per_oh"]
-                 + _expected(w, "b-shop", w.period)["per_oh"]) / 2  # fmt: skip
+    mean_nord = (
+        _expected(w, "a-shop", w.period)["per_oh"] + _expected(w, "b-shop", w.period)["per_oh"]
+    ) / 2
     for store in STORES:
         want, row = _expected(w, store, w.period), table[store]
         assert (row["days_counted"], row["days_excluded"]) == ("2", "0")
@@ -236,10 +262,16 @@ def test_the_comparison_matches_sums_of_the_ingested_rows(world: World) -> None:
         _close(row["visitors_per_open_hour"], want["per_oh"])
         _close(row["dwell_s"], want["dwell"])
         _close(row["queue_wait_s"], want["queue"])
-        _close(row["vs_last_week_pct"],
-               (want["per_oh"] / _expected(w, store, week)["per_oh"] - 1) * 100, 1)  # fmt: skip
-        _close(row["vs_last_year_pct"],
-               (want["per_oh"] / _expected(w, store, year)["per_oh"] - 1) * 100, 1)  # fmt: skip
+        _close(
+            row["vs_last_week_pct"],
+            (want["per_oh"] / _expected(w, store, week)["per_oh"] - 1) * 100,
+            1,
+        )
+        _close(
+            row["vs_last_year_pct"],
+            (want["per_oh"] / _expected(w, store, year)["per_oh"] - 1) * 100,
+            1,
+        )
         if STORES[store][0] == "nord":
             _close(row["vs_region_pct"], (want["per_oh"] / mean_nord - 1) * 100, 1)
         else:
@@ -252,8 +284,10 @@ def test_the_comparison_matches_sums_of_the_ingested_rows(world: World) -> None:
         _close(table[store]["sales_per_visitor"], sales / visitors)
         _close(table[store]["avg_transaction"], sales / tx)
     assert table["c-shop"]["conversion_pct"] == ""  # no POS data: not a zero
-    regions = {r["region"]: r for r in csv_rows(admin.get(base + "/regions.csv",
-                                                          params=_query(w), timeout=30).text)}  # fmt: skip
+    regions = {
+        r["region"]: r
+        for r in csv_rows(admin.get(base + "/regions.csv", params=_query(w), timeout=30).text)
+    }
     nord = w.visitors("a-shop", w.period) + w.visitors("b-shop", w.period)
     assert int(regions["nord"]["visitors"]) == nord
     _close(regions["nord"]["visitors_per_m2"], nord / 600)
@@ -266,18 +300,26 @@ def test_the_comparison_matches_sums_of_the_ingested_rows(world: World) -> None:
     assert store_page.status_code == 200 and 'class="bars"' in store_page.text
 
 
-def test_pos_refusals_store_nothing(world: World, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_pos_refusals_store_nothing(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub = world.hub
-    bad = _post_pos(hub, "a-shop", [{"hour": "2024-01-01 10:00", "transactions": 1, "sales": 2},
-                                    {"hour": "2024-01-01 11:00", "transactions": -1, "sales": 2}])  # fmt: skip
+    bad = _post_pos(
+        hub,
+        "a-shop",
+        [
+            {"hour": "2024-01-01 10:00", "transactions": 1, "sales": 2},
+            {"hour": "2024-01-01 11:00", "transactions": -1, "sales": 2},
+        ],
+    )
     assert bad.status_code == 400
     assert bad.json() == {"error": "transactions: -1 must be 0 to 10⁹", "path": "$.hours[1]"}
     forged = _post_pos(hub, "a-shop", [])
     assert forged.status_code == 200
     body = json.dumps({"store_id": "b-shop", "hours": []}).encode()
-    headers = wire.sign_headers(hub.secrets["a-shop"], wire.new_batch_id(), "a-shop", body,
-                                int(time.time()))  # fmt: skip
+    headers = wire.sign_headers(
+        hub.secrets["a-shop"], wire.new_batch_id(), "a-shop", body, int(time.time())
+    )
     other = requests.post(hub.url + "/api/v1/pos", data=body, headers=headers, timeout=30)
     assert other.status_code == 403 and "signed by 'a-shop'" in other.json()["error"]
     replay = requests.post(hub.url + "/api/v1/pos", data=body, headers=headers, timeout=30)
@@ -308,8 +350,9 @@ def _hours(buckets: list[int], hours: range) -> list[int]:
 
 
 def _ledger(w: World, user: requests.Session, end: date, days: int) -> dict[str, dict[str, str]]:
-    answer = user.get(w.hub.url + "/ledger.csv", params={"end": end.isoformat(),
-                                                         "days": str(days)}, timeout=30)  # fmt: skip
+    answer = user.get(
+        w.hub.url + "/ledger.csv", params={"end": end.isoformat(), "days": str(days)}, timeout=30
+    )
     return {r["day"]: r for r in csv_rows(answer.text) if r["store"] == LEDGER_STORE}
 
 
@@ -335,22 +378,36 @@ def test_the_ledger_states_and_a_backfill_filling_them_in(world: World) -> None:
     ledger = _ledger(w, admin, t, 7)
     states = {k: ledger[days[k].isoformat()]["state"] for k in range(7)}
     # the partial resend had the same revision: it changed nothing, so day 5 is complete
-    assert states == {6: "complete", 5: "complete", 4: "missing", 3: "not_received",
-                      2: "partial", 1: "arriving", 0: "arriving"}  # fmt: skip
-    partial_rows = day_rows(_hours(local_day_buckets(days[5], KOLKATA), range(10, 11)), 56,
-                            "partial")  # fmt: skip
+    assert states == {
+        6: "complete",
+        5: "complete",
+        4: "missing",
+        3: "not_received",
+        2: "partial",
+        1: "arriving",
+        0: "arriving",
+    }
+    partial_rows = day_rows(
+        _hours(local_day_buckets(days[5], KOLKATA), range(10, 11)), 56, "partial"
+    )
     for table in partial_rows.tables.values():
         for row in table:
             row["rev"] = 2  # re-analysed on the box: wins
     send_rows(hub, store, partial_rows)
     ledger = _ledger(w, admin, t, 7)
     assert ledger[days[5].isoformat()]["state"] == "partial"
-    assert (ledger[days[5].isoformat()]["hours_complete"],
-            ledger[days[5].isoformat()]["hours_partial"]) == ("23", "1")  # fmt: skip
-    assert (ledger[days[2].isoformat()]["hours_complete"],
-            ledger[days[2].isoformat()]["hours_not_received"]) == ("23", "1")  # fmt: skip
-    assert (ledger[days[1].isoformat()]["hours_complete"],
-            ledger[days[1].isoformat()]["hours_not_received"]) == ("12", "12")  # fmt: skip
+    assert (
+        ledger[days[5].isoformat()]["hours_complete"],
+        ledger[days[5].isoformat()]["hours_partial"],
+    ) == ("23", "1")
+    assert (
+        ledger[days[2].isoformat()]["hours_complete"],
+        ledger[days[2].isoformat()]["hours_not_received"],
+    ) == ("23", "1")
+    assert (
+        ledger[days[1].isoformat()]["hours_complete"],
+        ledger[days[1].isoformat()]["hours_not_received"],
+    ) == ("12", "12")
     assert ledger[days[1].isoformat()]["last_batch_utc"] != ""
     # totals leave the arriving day out (it is not a low day), and say so
     query = {"end": days[1].isoformat(), "days": "2"}
@@ -369,17 +426,27 @@ def test_the_ledger_states_and_a_backfill_filling_them_in(world: World) -> None:
     send(1, range(12, 24), seed=11)
     ledger = _ledger(w, admin, t, 7)
     after = {k: ledger[days[k].isoformat()]["state"] for k in range(7)}
-    assert after == {6: "complete", 5: "partial", 4: "missing", 3: "complete", 2: "complete",
-                     1: "complete", 0: "arriving"}  # fmt: skip
-    strip = admin.get(hub.url + f"/stores/{store}", params={"end": t.isoformat(), "days": "7"},
-                      timeout=30).text  # fmt: skip
+    assert after == {
+        6: "complete",
+        5: "partial",
+        4: "missing",
+        3: "complete",
+        2: "complete",
+        1: "complete",
+        0: "arriving",
+    }
+    strip = admin.get(
+        hub.url + f"/stores/{store}", params={"end": t.isoformat(), "days": "7"}, timeout=30
+    ).text
     assert strip.count('data-state="complete"') == 4 and 'data-state="arriving"' in strip
 
 
 def test_bad_filters_are_a_400_with_the_reason(world: World) -> None:
     admin = sign_in(world.hub.url, "ada")
-    for params, reason in (({"end": "yesterday"}, "end: &#39;yesterday&#39; is not a date"),
-                           ({"days": "0"}, "days: &#39;0&#39; must be 1 to 366")):  # fmt: skip
+    for params, reason in (
+        ({"end": "yesterday"}, "end: &#39;yesterday&#39; is not a date"),
+        ({"days": "0"}, "days: &#39;0&#39; must be 1 to 366"),
+    ):
         answer = admin.get(world.hub.url + "/league.csv", params=params, timeout=30)
         assert answer.status_code == 400 and reason in answer.text, answer.text
     assert "Traceback" not in world.hub.process.log.read_text()

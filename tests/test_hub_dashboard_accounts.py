@@ -79,9 +79,14 @@ def test_the_first_admin_comes_from_the_one_time_setup_token(
     ],
 )
 def test_user_add_refuses_bad_input_with_exit_2(
-    hub_db: str, engine: Engine, argv: list[str], password: str, reason: str,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    hub_db: str,
+    engine: Engine,
+    argv: list[str],
+    password: str,
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     before = _users(engine)
     monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
     assert main(["hub", "user", "add", *argv, "--db", hub_db]) == 2
@@ -91,27 +96,41 @@ def test_user_add_refuses_bad_input_with_exit_2(
 
 
 def test_user_add_and_the_users_page(
-    hub_db: str, engine: Engine, capsys: pytest.CaptureFixture[str],
+    hub_db: str,
+    engine: Engine,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     argv = ["hub", "user", "add", "mia", "--role", "manager", "--region", "nord", "--db", hub_db]
     assert main(argv) == 0
     assert "account mia added: manager, nord" in capsys.readouterr().out
     mia = create_app(engine).test_client()
-    signed = mia.post("/login", data={"csrf_token": _token(mia), "username": "mia",
-                                      "password": PASSWORD})  # fmt: skip
+    signed = mia.post(
+        "/login", data={"csrf_token": _token(mia), "username": "mia", "password": PASSWORD}
+    )
     assert signed.status_code == 302
     assert mia.get("/users").status_code == 403
     admin = create_app(engine).test_client()
-    admin.post("/login", data={"csrf_token": _token(admin), "username": "ada",
-                               "password": PASSWORD})  # fmt: skip
+    admin.post(
+        "/login", data={"csrf_token": _token(admin), "username": "ada", "password": PASSWORD}
+    )
     token = _token(admin, "/users")
-    added = admin.post("/users", data={"csrf_token": token, "username": "vic", "role": "viewer",
-                                       "password": PASSWORD, "regions": ""})  # fmt: skip
+    added = admin.post(
+        "/users",
+        data={
+            "csrf_token": token,
+            "username": "vic",
+            "role": "viewer",
+            "password": PASSWORD,
+            "regions": "",
+        },
+    )
     assert added.status_code == 200 and "Added vic (viewer)" in added.get_data(as_text=True)
-    refused = admin.post("/users", data={"csrf_token": token, "username": "max",
-                                         "role": "manager", "password": PASSWORD})  # fmt: skip
+    refused = admin.post(
+        "/users",
+        data={"csrf_token": token, "username": "max", "role": "manager", "password": PASSWORD},
+    )
     assert refused.status_code == 400 and _users(engine) == 3
     # removing mia ends her session on the server: her cookie no longer works
     admin.post("/users", data={"csrf_token": token, "action": "delete", "username": "mia"})

@@ -38,8 +38,14 @@ from tests.hub_support import REPO, Hub, start_hub
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--window-size=1400,900")  # fmt: skip
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--window-size=1400,900",
+)
 STORES = {"n-one": "nord", "n-two": "nord", "s-one": "sud"}
 
 pytestmark = [
