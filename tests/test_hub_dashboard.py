@@ -26,6 +26,7 @@ import wire
 from appliance.cli import main
 from tests.hub_dashboard_support import (
     CSRF,
+    PASSWORD,
     DayRows,
     add_account,
     add_store_to,
@@ -117,6 +118,7 @@ def world(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
     add_account(hub, "ada", "admin")
     add_account(hub, "mia", "manager", {"nord"})
     add_account(hub, "vic", "viewer")
+    add_account(hub, "ves", "viewer", {"sud"})
     add_store_to(hub, LEDGER_STORE, "ledg", KOLKATA, 100.0, None)
     yield w
 
@@ -192,6 +194,53 @@ def test_the_manager_sees_only_her_region_everywhere(world: World) -> None:
     admin = sign_in(base, "ada")
     everyone = csv_rows(admin.get(base + "/league.csv", params=query, timeout=30).text)
     assert {r["store"] for r in everyone} == {*STORES, LEDGER_STORE}
+
+
+def test_a_viewer_bound_to_a_region_sees_only_it(world: World) -> None:
+    base, query = world.hub.url, _query(world)
+    ves = sign_in(base, "ves")
+    got = csv_rows(ves.get(base + "/league.csv", params=query, timeout=30).text)
+    assert [r["store"] for r in got] == ["c-shop"]
+    assert ves.get(base + "/stores/a-shop", timeout=30).status_code == 404
+    assert ves.get(base + "/regions/nord", timeout=30).status_code == 404
+
+
+def test_pages_read_the_rollups_never_the_5_minute_facts(world: World) -> None:
+    from sqlalchemy import event
+
+    from cloud_hub.app import create_app
+    from cloud_hub.db import open_engine
+
+    engine = open_engine(world.hub.db_url)
+    statements: list[str] = []
+    client = create_app(engine).test_client()
+    token = CSRF.search(client.get("/login").get_data(as_text=True))
+    assert token
+    form = {"csrf_token": token[1], "username": "ada", "password": PASSWORD}
+    assert client.post("/login", data=form).status_code == 302
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    year = {"end": world.end.isoformat(), "days": "366"}
+    for path in (
+        "/",
+        "/league.csv",
+        "/regions.csv",
+        "/api/v1/league",
+        "/stores/a-shop",
+        "/stores/a-shop.csv",
+        "/regions/nord",
+        "/regions/nord.csv",
+        "/ledger",
+        "/ledger.csv",
+        "/users",
+    ):
+        assert client.get(path, query_string=year).status_code == 200, path
+    engine.dispose()
+    assert statements and not [s for s in statements if "_5m" in s]
+    assert any("agg_footfall_day" in s for s in statements)
 
 
 def test_the_viewer_reads_but_cannot_post(world: World) -> None:

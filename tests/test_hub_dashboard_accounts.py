@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
@@ -17,6 +19,7 @@ from cloud_hub.db import open_engine
 from cloud_hub.registry import add_store
 from cloud_hub.schema import hub_sessions, hub_users
 from tests.hub_dashboard_support import CSRF, PASSWORD
+from tests.hub_support import start_hub
 
 TOKEN = re.compile(r"one-time setup token: (\S+)")
 
@@ -144,3 +147,22 @@ def test_user_add_and_the_users_page(
             sessions - 1
         )
     assert admin.get("/").status_code == 302
+
+
+def test_hub_serve_prints_the_setup_token_after_its_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    hub = start_hub(url, tmp_path / "hub.log")
+    try:
+        assert hub.process.stdout is not None
+        token = TOKEN.findall(hub.process.stdout.readline())
+        assert len(token) == 1
+        session = requests.Session()
+        page = session.get(hub.url + "/setup", timeout=30)
+        csrf = CSRF.search(page.text)
+        assert csrf
+        form = {"csrf_token": csrf[1], "token": token[0], "username": "ada", "password": PASSWORD}
+        done = session.post(hub.url + "/setup", data=form, timeout=30, allow_redirects=False)
+        assert done.status_code == 302
+        assert "ada · admin" in session.get(hub.url + "/", timeout=30).text
+    finally:
+        hub.stop()
