@@ -4,13 +4,15 @@ Server-rendered (its own templates and static files, vendored htmx for the filte
 CDN), on the same Flask app and process as the ingest API. Every page, CSV and the
 JSON league API is scoped server-side by :meth:`cloud_hub.accounts.User.sees`: a store
 or region outside the user's regions is a 404, as if it did not exist. Anonymous users
-are sent to sign in (an htmx request gets a 401 with ``HX-Redirect``). Every POST
+are sent to sign in (an htmx request gets a 401 with ``HX-Redirect``, the JSON API a
+401). Every POST
 carries the CSRF token and needs a role that may write (viewers get 403); the users
 page is for admins. Each page shows the completeness ledger of the stores it covers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import zoneinfo
@@ -86,6 +88,10 @@ def current_user() -> User | None:
 
 def _to_login() -> BaseResponse:
     target = url_for("hub.login", next=request.full_path.rstrip("?"))
+    if request.path.startswith("/api/"):
+        return Response(
+            json.dumps({"error": "sign in first"}), status=401, mimetype="application/json"
+        )
     if request.headers.get("HX-Request") == "true":
         return Response("sign in first", status=401, headers={"HX-Redirect": target})
     return redirect(target)
@@ -300,7 +306,7 @@ def store(store_id: str) -> str:
     peak = max((int(r[2]) for r in table.rows), default=0)
     return _page(
         "hub_store.html", result, store=row, table=table, peak=max(peak, 1),
-        metrics=result.by_store[row.id], league=tables.league(result, ""),
+        league=tables.league(result, ""),
     )  # fmt: skip
 
 

@@ -89,11 +89,10 @@ def league(result: Comparison, sort: str) -> Table:
 
 
 def regions(result: Comparison) -> Table:
-    """One row per region: its stores' sums."""
+    """One row per region: its stores' sums (no "vs" comparisons: those cells are empty)."""
     table = Table(("region", *LEAGUE_COLUMNS[3:]))
     for region_id, metrics in sorted(result.by_region.items()):
-        row = _metrics(metrics)
-        table.rows.append([region_id, *row[:-4], "", "", "", ""])
+        table.rows.append([region_id, *_metrics(metrics)])
         table.links.append(None)
     return table
 

@@ -143,9 +143,11 @@ def _close(got: str, want: float, places: int = 2) -> None:
 
 def test_anonymous_users_are_sent_to_sign_in(world: World) -> None:
     base = world.hub.url
-    for path in ("/", "/league.csv", "/ledger", "/stores/a-shop", "/api/v1/league", "/users"):
+    for path in ("/", "/league.csv", "/ledger", "/stores/a-shop", "/users"):
         answer = requests.get(base + path, timeout=30, allow_redirects=False)
         assert answer.status_code == 302 and "/login?next=" in answer.headers["Location"], path
+    api = requests.get(base + "/api/v1/league", timeout=30, allow_redirects=False)
+    assert api.status_code == 401 and api.json() == {"error": "sign in first"}
     htmx = requests.get(
         base + "/", headers={"HX-Request": "true"}, timeout=30, allow_redirects=False
     )
@@ -241,6 +243,48 @@ def test_pages_read_the_rollups_never_the_5_minute_facts(world: World) -> None:
     engine.dispose()
     assert statements and not [s for s in statements if "_5m" in s]
     assert any("agg_footfall_day" in s for s in statements)
+
+
+def test_a_manager_uploads_pos_for_her_stores_only(world: World) -> None:
+    from sqlalchemy import select
+
+    from cloud_hub.schema import pos_hours
+
+    base = world.hub.url
+    mia = sign_in(base, "mia")
+    token = {"csrf_token": mia.headers["X-CSRFToken"]}
+    good = b"hour,transactions,sales\n2024-02-01 10:00,7,70.5\n"
+    answer = mia.post(
+        base + "/stores/b-shop/pos",
+        data=token,
+        timeout=30,
+        files={"file": ("b.csv", good, "text/csv")},
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302
+    bad = b"hour,transactions,sales\n2024-02-02 10:00,7,70.5\n2024-02-02 11:00,x,1\n"
+    refused = mia.post(
+        base + "/stores/b-shop/pos",
+        data=token,
+        timeout=30,
+        files={"file": ("b.csv", bad, "text/csv")},
+    )
+    assert refused.status_code == 400
+    assert "b.csv:3: transactions: &#39;x&#39; is not an integer" in refused.text
+    other = mia.post(
+        base + "/stores/c-shop/pos",
+        data=token,
+        timeout=30,
+        files={"file": ("c.csv", good, "text/csv")},
+    )
+    assert other.status_code == 404
+    with world.hub.engine.connect() as conn:
+        held = conn.execute(
+            select(pos_hours.c.store_id, pos_hours.c.day, pos_hours.c.transactions).where(
+                pos_hours.c.day.in_(["2024-02-01", "2024-02-02"])
+            )
+        ).all()
+    assert [tuple(r) for r in held] == [("b-shop", "2024-02-01", 7)]
 
 
 def test_the_viewer_reads_but_cannot_post(world: World) -> None:
