@@ -43,7 +43,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from cloud_hub import accounts, pos, tables
 from cloud_hub.accounts import AccountError, User
 from cloud_hub.compare import Comparison, StoreRow, compare, load_stores, period
-from cloud_hub.ledger import COUNTED, DAY_STATES
+from cloud_hub.ledger import COUNTED, DAY_STATES, compute
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,13 @@ def _period() -> list[date]:
 
 def _compare(conn: Connection, rows: list[StoreRow]) -> Comparison:
     return compare(conn, rows, _period(), _now_ms())
+
+
+def _ledger_only(conn: Connection, rows: list[StoreRow]) -> Comparison:
+    """The period's ledger without the comparison's sums (the ledger and users pages)."""
+    days = _period()
+    return Comparison(days, rows, ledger=compute(conn, [(r.id, r.tz) for r in rows], days,
+                                                 _now_ms()))  # fmt: skip
 
 
 def _page(template: str, result: Comparison, **context: object) -> str:
@@ -378,7 +385,7 @@ def ledger() -> str:
     """The completeness ledger of every visible store, day by day and hour by hour."""
     with _engine().connect() as conn:
         rows = _store_rows(conn, _me(), request.args.get("region") or None)
-        result = _compare(conn, rows)
+        result = _ledger_only(conn, rows)
     return _page("hub_ledger.html", result, table=tables.ledger_table(result.ledger, rows))
 
 
@@ -388,7 +395,7 @@ def ledger_csv() -> Response:
     """The ledger as CSV."""
     with _engine().connect() as conn:
         rows = _store_rows(conn, _me(), request.args.get("region") or None)
-        result = _compare(conn, rows)
+        result = _ledger_only(conn, rows)
     return _csv(tables.ledger_table(result.ledger, rows), "ledger")
 
 
@@ -420,7 +427,7 @@ def users() -> str | tuple[str, int]:
             status = 400
     with _engine().connect() as conn:
         everyone = accounts.list_users(conn)
-        result = _compare(conn, _store_rows(conn, _me()))
+        result = _ledger_only(conn, _store_rows(conn, _me()))
     return _page("hub_users.html", result, users=everyone, roles=accounts.ROLES), status
 
 

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, or_, select
 
 from cloud_hub.schema import applied_batches, ledger_hours
+from cloud_hub.schema import stores as store_table
 
 HOUR_MS: Final = 3_600_000
 WINDOWS_PER_HOUR: Final = 12
@@ -41,6 +42,9 @@ DAY_STATES: Final[tuple[DayState, ...]] = (
 )  # fmt: skip
 #: Store-days the totals include (partial ones flagged); the rest are excluded.
 COUNTED: Final[frozenset[DayState]] = frozenset({"complete", "partial"})
+# a local day starts at the earliest in UTC+14 and ends at the latest in UTC-12
+_EARLIEST: Final = zoneinfo.ZoneInfo("Etc/GMT-14")
+_LATEST: Final = zoneinfo.ZoneInfo("Etc/GMT+12")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,17 @@ def day_bounds(day: date, tz: zoneinfo.ZoneInfo) -> tuple[int, int]:
     return round(start.timestamp() * 1000), round(end.timestamp() * 1000)
 
 
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Days as runs of consecutive dates ``(first, last)`` (a period and its shifts)."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][1] == timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
 def _hour_state(row: tuple[int, int, int] | None, hour_ms: int, now_ms: int) -> HourState:
     if hour_ms >= now_ms:
         return "future"
@@ -134,26 +149,29 @@ def compute(
     if not zones or not days:
         return ledger
     ids = sorted(zones)
-    low = day_bounds(min(days), zoneinfo.ZoneInfo("Etc/GMT-14"))[0]
-    high = day_bounds(max(days), zoneinfo.ZoneInfo("Etc/GMT+12"))[1]
+    ranges = [
+        (ledger_hours.c.hour_ms >= day_bounds(first, _EARLIEST)[0])
+        & (ledger_hours.c.hour_ms < day_bounds(last, _LATEST)[1])
+        for first, last in _runs(days)
+    ]
     rows: dict[str, dict[int, tuple[tuple[int, int, int], int]]] = defaultdict(dict)
-    for r in conn.execute(
+    for store_id, hour_ms, buckets, complete, missing, last in conn.execute(
         select(
             ledger_hours.c.store_id, ledger_hours.c.hour_ms, ledger_hours.c.buckets,
             ledger_hours.c.complete, ledger_hours.c.missing, ledger_hours.c.last_received_ms,
-        ).where(
-            ledger_hours.c.store_id.in_(ids),
-            ledger_hours.c.hour_ms >= low,
-            ledger_hours.c.hour_ms < high,
-        )
+        ).where(ledger_hours.c.store_id.in_(ids), or_(*ranges))
     ):  # fmt: skip
-        rows[r.store_id][r.hour_ms] = ((r.buckets, r.complete, r.missing), r.last_received_ms)
-    newest: dict[str, int] = {
-        r[0]: r[1]
-        for r in conn.execute(
-            select(ledger_hours.c.store_id, func.max(ledger_hours.c.hour_ms))
-            .where(ledger_hours.c.store_id.in_(ids))
-            .group_by(ledger_hours.c.store_id)
+        rows[store_id][hour_ms] = ((buckets, complete, missing), last)
+    # one index probe per store (a GROUP BY would read each store's whole history)
+    latest = (
+        select(func.max(ledger_hours.c.hour_ms))
+        .where(ledger_hours.c.store_id == store_table.c.id)
+        .scalar_subquery()
+    )
+    newest: dict[str, int | None] = {
+        store_id: hour
+        for store_id, hour in conn.execute(
+            select(store_table.c.id, latest).where(store_table.c.id.in_(ids))
         )
     }
     ledger.last_batch_ms = dict.fromkeys(ids, None)
