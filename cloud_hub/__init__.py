@@ -9,11 +9,18 @@ Where things are:
 - ``registry.py``: regions, stores, their secrets and rotation;
 - ``ingest.py``: one batch applied in one transaction (idempotent by batch id, replay
   detection, upserts by revision, hourly/daily rollups and the ledger kept on ingest);
-- ``app.py``: the HTTP API (``POST /api/v1/batches``, ``GET /healthz``); ``serve.py``:
-  waitress; ``cli.py``: ``footfall hub init|serve|store …``.
+- ``app.py``: the HTTP API (``POST /api/v1/batches``, ``POST /api/v1/pos``,
+  ``GET /healthz``) and, on the same app, the managers' dashboard; ``serve.py``:
+  waitress; ``cli.py``: ``footfall hub init|serve|store …|user add|pos import``;
+- the dashboard: ``accounts.py`` (users, roles admin | manager | viewer and the one
+  scoping rule, server-side sessions, the one-time setup token), ``ledger.py`` (the
+  completeness ledger per store-day from ``ledger_hours``), ``compare.py`` (sums per
+  store-day from the daily rollups and ``pos_hours``, per m², per opening hour, against
+  the region, last week and last year), ``tables.py`` (each table as display strings,
+  so a page and its CSV show the same numbers), ``pos.py`` (POS hours from CSV or the
+  signed API), ``dashboard.py`` (the pages; ``templates/``, ``static/`` with vendored
+  htmx).
 
-To come (issue 13's next slices), beside these: the managers' dashboard (its own
-templates, accounts with roles, read from the rollups and ``ledger_hours``, never the
-5-minute rows for long ranges), multi-store comparison, POS import, downlink items in
-the answer (:mod:`wire.answer`), and ``footfall bench hub``.
+To come (issue 13's next slices): downlink items in the answer (:mod:`wire.answer`),
+and ``footfall bench hub``.
 """

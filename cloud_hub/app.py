@@ -9,8 +9,10 @@ one of its active secrets (401) → the signed timestamp is within the tolerance
 the signing store (403) → its id is the ``webhook-id`` (400) → it is applied in one
 transaction (:func:`cloud_hub.ingest.apply_batch`) → 200 with the ack.
 
-The managers' dashboard (its own templates, Flask + htmx, accounts with roles) will
-live beside this in ``cloud_hub/`` (a later slice of issue 13), as will POS import.
+``POST /api/v1/pos`` takes a store's POS hours (:mod:`cloud_hub.pos`), signed and
+replay-checked as a batch is (401/409), plain JSON, all rows or none (400 naming the
+row and key). The managers' dashboard (:mod:`cloud_hub.dashboard`) is served by the
+same app.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zoneinfo
 from collections.abc import Callable
 
 from flask import Flask, Response, request
@@ -25,8 +28,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from cloud_hub import dashboard, pos
 from cloud_hub.ingest import Delivery, IngestError, apply_batch, delivery_seen
 from cloud_hub.registry import active_secrets, store_tz
+from cloud_hub.schema import seen_deliveries
 from wire import (
     BATCH_PATH,
     HEADER_STORE,
@@ -113,8 +118,56 @@ def _ingest(engine: Engine, now: float) -> Response:
     return Response(encode_answer(ack), status=200, mimetype="application/json")
 
 
+POS_PATH = "/api/v1/pos"
+
+
+def _pos(engine: Engine, now: float) -> Response:
+    """Store a store's signed POS hours (see :mod:`cloud_hub.pos`)."""
+    body = request.get_data(cache=False)
+    store_id, delivery = _authenticate(engine, body, now)
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RefusedError(400, f"the body is not JSON: {exc}") from exc
+    if not isinstance(document, dict) or set(document) != {"store_id", "hours"}:
+        raise RefusedError(400, 'the body must be {"store_id": ..., "hours": [...]}')
+    if document["store_id"] != store_id:
+        raise RefusedError(403, f"the hours are for store {str(document['store_id'])[:64]!r} "
+                                f"but signed by {store_id!r}")  # fmt: skip
+    with engine.connect() as conn:
+        tz = store_tz(conn, store_id)
+    try:
+        hours = pos.parse_json(document["hours"], zoneinfo.ZoneInfo(str(tz)))
+    except pos.PosError as exc:
+        raise RefusedError(400, f"{exc.key}: {exc.message}", exc.where) from exc
+    with engine.begin() as conn:
+        if delivery_seen(conn, delivery):
+            raise RefusedError(409, f"replayed delivery: {delivery.msg_id} was received before")
+        conn.execute(
+            seen_deliveries.insert().values(
+                store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
+            )
+        )
+        stored = pos.store_hours(conn, store_id, hours, int(now * 1000))
+    logger.info("POS from %s: %d hours", store_id, stored)
+    return _json(200, {"stored": stored})
+
+
+def _refused(refusal: RefusedError) -> Response:
+    logger.warning(
+        "%s refused (%d, store %s, id %s): %s%s", request.path,
+        refusal.status, request.headers.get(HEADER_STORE, "?")[:64],
+        request.headers.get("webhook-id", "?")[:64], refusal.reason,
+        f" at {refusal.path}" if refusal.path else "",
+    )  # fmt: skip
+    body: dict[str, object] = {"error": refusal.reason}
+    if refusal.path:
+        body["path"] = refusal.path
+    return _json(refusal.status, body)
+
+
 def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
-    """The hub's Flask app on a migrated database.
+    """The hub's Flask app on a migrated database: the ingest and POS APIs, the dashboard.
 
     Args:
         engine: The hub's database (see :func:`cloud_hub.db.open_engine`).
@@ -131,18 +184,19 @@ def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
         try:
             return _ingest(engine, clock())
         except RefusedError as refusal:
-            logger.warning(
-                "batch refused (%d, store %s, id %s): %s%s",
-                refusal.status, request.headers.get(HEADER_STORE, "?")[:64],
-                request.headers.get("webhook-id", "?")[:64], refusal.reason,
-                f" at {refusal.path}" if refusal.path else "",
-            )  # fmt: skip
-            body: dict[str, object] = {"error": refusal.reason}
-            if refusal.path:
-                body["path"] = refusal.path
-            return _json(refusal.status, body)
+            return _refused(refusal)
         except SQLAlchemyError:
             logger.exception("batch not applied: database error")
+            return _json(503, {"error": "the hub's database is unavailable; retry later"})
+
+    @app.post(POS_PATH)
+    def pos_hours() -> Response:
+        try:
+            return _pos(engine, clock())
+        except RefusedError as refusal:
+            return _refused(refusal)
+        except SQLAlchemyError:
+            logger.exception("POS hours not stored: database error")
             return _json(503, {"error": "the hub's database is unavailable; retry later"})
 
     @app.get("/healthz")
@@ -165,4 +219,5 @@ def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
         logger.warning("refused %s %s (%d): %s", request.method, request.path, status, reason)
         return _json(status, {"error": reason})
 
+    dashboard.install(app, engine, clock)
     return app

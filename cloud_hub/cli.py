@@ -1,8 +1,11 @@
 """``footfall hub …``: the hub's own commands, registered by the box's CLI.
 
-``hub init`` migrates a database, ``hub serve`` migrates and serves the ingest API,
-``hub store add|rotate-secret|list`` keep the store registry. Every command takes
-``--db URL`` (default :func:`cloud_hub.db.default_url`). Exit codes: 0 success,
+``hub init`` migrates a database, ``hub serve`` migrates and serves the ingest API and
+the dashboard (both print a one-time setup token for the first admin while the hub has
+no account), ``hub store add|rotate-secret|list`` keep the store registry, ``hub user
+add`` makes a dashboard account (its password read from stdin), ``hub pos import``
+stores a POS CSV (a bad row: ``FILE:LINE: key: message``, exit 2, nothing stored).
+Every command takes ``--db URL`` (default :func:`cloud_hub.db.default_url`). Exit codes: 0 success,
 1 runtime failure (the database unreachable, a migration failed), 2 bad input (a bad
 URL, id, time zone, a store that exists or does not). SQLAlchemy, Alembic and the rest
 are imported inside the handlers: a box installed without the ``hub`` extra still
@@ -15,6 +18,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -64,10 +68,22 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _print_setup_token(engine: Engine, where: str) -> None:
+    """Print a one-time setup token for the first admin while the hub has no account."""
+    from cloud_hub.accounts import issue_setup_token
+
+    with engine.begin() as conn:
+        token = issue_setup_token(conn)
+    if token is not None:
+        print(f"no dashboard account yet: open {where}/setup with this one-time setup token: "
+              f"{token}", flush=True)  # fmt: skip
+
+
 def cmd_hub_init(args: argparse.Namespace) -> int:
     """Create or migrate the hub's database."""
     engine = _engine(args)
     print(f"hub database ready: {engine.url.render_as_string(hide_password=True)}")
+    _print_setup_token(engine, "the dashboard (footfall hub serve)")
     return EXIT_OK
 
 
@@ -77,10 +93,13 @@ def cmd_hub_serve(args: argparse.Namespace) -> int:
     from cloud_hub.serve import serve
 
     engine = _engine(args)
+
+    def ready(url: str) -> None:
+        print(f"hub: {url}", flush=True)  # the first line: scripts wait for it
+        _print_setup_token(engine, url)
+
     try:
-        serve(
-            create_app(engine), args.host, args.port, lambda url: print(f"hub: {url}", flush=True)
-        )
+        serve(create_app(engine), args.host, args.port, ready)
     except OSError as exc:
         raise HubCommandError(
             "serve", f"cannot listen on {args.host}:{args.port}: {exc}", EXIT_FAIL
@@ -96,8 +115,9 @@ def cmd_hub_store_add(args: argparse.Namespace) -> int:
     try:
         with engine.begin() as conn:
             secret = add_store(
-                conn, args.id, args.name, args.region, args.tz, args.area_m2, _now_ms()
-            )
+                conn, args.id, args.name, args.region, args.tz, args.area_m2, _now_ms(),
+                args.opening_hours,
+            )  # fmt: skip
     except RegistryError as exc:
         raise HubCommandError("store add", exc, EXIT_BAD_INPUT) from exc
     print(f"store {args.id} added to region {args.region}")
@@ -146,6 +166,67 @@ def cmd_hub_store_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_password() -> str:
+    """The new account's password: a prompt on a terminal, else stdin's first line."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_hub_user_add(args: argparse.Namespace) -> int:
+    """Make a dashboard account (password from stdin or a prompt)."""
+    from cloud_hub.accounts import AccountError, create_user
+
+    engine = _engine(args)
+    try:
+        with engine.begin() as conn:
+            user = create_user(conn, args.name, _read_password(), args.role, set(args.region))
+    except AccountError as exc:
+        raise HubCommandError("user add", exc, EXIT_BAD_INPUT) from exc
+    scope = ", ".join(sorted(user.regions)) or "every region"
+    print(f"account {user.username} added: {user.role}, {scope}")
+    return EXIT_OK
+
+
+def cmd_hub_pos_import(args: argparse.Namespace) -> int:
+    """Store a POS CSV (hour,transactions,sales) for one store; all rows or none."""
+    import zoneinfo
+
+    from cloud_hub.pos import PosError, parse_csv, store_hours
+    from cloud_hub.registry import store_tz
+
+    engine = _engine(args)
+    with engine.connect() as conn:
+        tz = store_tz(conn, args.store)
+    if tz is None:
+        raise HubCommandError("pos import", f"no store {args.store!r}", EXIT_BAD_INPUT)
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HubCommandError("pos import", f"{args.file}: {exc}", EXIT_BAD_INPUT) from exc
+    try:
+        hours = parse_csv(args.file, text, zoneinfo.ZoneInfo(tz))
+    except PosError as exc:
+        logger.info("POS import refused: %s", exc)
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with engine.begin() as conn:
+        stored = store_hours(conn, args.store, hours, _now_ms())
+    print(f"store {args.store}: {stored} POS hours imported")
+    return EXIT_OK
+
+
+def _opening_hours(text: str) -> list[int]:
+    from cloud_hub.compare import OpeningHoursError, parse_opening_hours
+
+    try:
+        return parse_opening_hours(text)
+    except OpeningHoursError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.hub_func(args))
@@ -171,9 +252,14 @@ def add_hub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     hub_sub = hub.add_subparsers(dest="hub_command", required=True)
     store = hub_sub.add_parser("store", help="the store registry")
     store_sub = store.add_subparsers(dest="store_command", required=True)
+    user = hub_sub.add_parser("user", help="the dashboard's accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    pos = hub_sub.add_parser("pos", help="point-of-sale data")
+    pos_sub = pos.add_subparsers(dest="pos_command", required=True)
+    groups = {"hub": hub_sub, "store": store_sub, "user": user_sub, "pos": pos_sub}
 
     def command(where: str, name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
-        parser = (hub_sub if where == "hub" else store_sub).add_parser(name, help=help_text)
+        parser = groups[where].add_parser(name, help=help_text)
         parser.add_argument("--db", help="database URL (default: $FOOTFALL_HUB_DB or SQLite)")
         parser.set_defaults(func=_run, hub_func=handler)
         return parser
@@ -189,6 +275,9 @@ def add_hub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     add.add_argument("--region", required=True, help="region id (created if new)")
     add.add_argument("--tz", required=True, help="IANA time zone, e.g. Europe/Berlin")
     add.add_argument("--area-m2", type=_positive, help="sales floor area in m²")
+    add.add_argument(
+        "--opening-hours", type=_opening_hours, help="e.g. 'mon-fri 9-20, sat 9-18' (default 24 h)"
+    )
     rotate = command("store", "rotate-secret", "issue a new secret", cmd_hub_store_rotate)
     rotate.add_argument("id", help="the store id")
     rotate.add_argument(
@@ -196,3 +285,14 @@ def add_hub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     rotate.add_argument("--revoke-old", action="store_true", help="old secrets stop now")
     command("store", "list", "list the stores", cmd_hub_store_list)
+
+    user_add = command("user", "add", "add a dashboard account (password on stdin)",
+                       cmd_hub_user_add)  # fmt: skip
+    user_add.add_argument("name", help="the username")
+    user_add.add_argument("--role", required=True, choices=("admin", "manager", "viewer"))
+    user_add.add_argument(
+        "--region", action="append", default=[], help="a region the account sees (repeatable)"
+    )
+    pos_import = command("pos", "import", "import a POS CSV for a store", cmd_hub_pos_import)
+    pos_import.add_argument("file", help="CSV: hour,transactions,sales (store-local hours)")
+    pos_import.add_argument("--store", required=True, help="the store id")

@@ -8,6 +8,7 @@ secret itself, so the database is as sensitive as the secrets it holds.
 
 from __future__ import annotations
 
+import json
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -60,8 +61,12 @@ def add_store(
     tz: str,
     area_m2: float | None,
     now_ms: int,
+    weekly_hours: list[int] | None = None,
 ) -> str:
     """Register a store (and its region if new) with a first secret.
+
+    ``weekly_hours``: hours open per weekday, Monday first
+    (:func:`cloud_hub.compare.parse_opening_hours`); None: not set.
 
     Returns:
         The store's secret (show it once: the box needs it).
@@ -85,7 +90,13 @@ def add_store(
         conn.execute(regions.insert().values(id=region_id, name=region_id))
     conn.execute(
         stores.insert().values(
-            id=store_id, name=name, region_id=region_id, tz=tz, area_m2=area_m2, created_ms=now_ms
+            id=store_id,
+            name=name,
+            region_id=region_id,
+            tz=tz,
+            area_m2=area_m2,
+            created_ms=now_ms,
+            opening_hours=None if weekly_hours is None else json.dumps(weekly_hours),
         )
     )
     secret = generate_secret()

@@ -15,7 +15,13 @@
   :data:`ROLLUPS` says (a mean is ``sum_<col> / buckets``);
 - ``ledger_hours``: the completeness ledger's source, per store and local hour, how many
   5-minute windows arrived and the box's verdict on each (complete, partial, missing),
-  first and last arrival; an hour without a row has not been received.
+  first and last arrival; an hour without a row has not been received;
+- the dashboard's accounts: ``hub_users`` (scrypt hash, role admin | manager | viewer),
+  ``hub_user_regions`` (the regions a manager, or a region-bound viewer, may see; none
+  for a viewer: every store), ``hub_sessions`` (server-side sessions, the id only
+  hashed), ``hub_settings`` (the cookie key, the pending setup token's hash);
+- ``pos_hours``: point-of-sale transactions and sales per store and local hour (with its
+  local day, for the daily sums), imported by CSV or the signed POS API.
 
 The migrations in ``cloud_hub/migrations/versions/`` create exactly these tables (a test
 compares them); change both together.
@@ -103,6 +109,51 @@ ledger_hours = Table(
     Column("missing", Integer, nullable=False),
     Column("first_received_ms", BigInteger, nullable=False),
     Column("last_received_ms", BigInteger, nullable=False),
+)
+
+hub_users = Table(
+    "hub_users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+hub_user_regions = Table(
+    "hub_user_regions",
+    metadata,
+    Column("username", String(64), ForeignKey("hub_users.username"), primary_key=True),
+    Column("region_id", String(64), ForeignKey("regions.id"), primary_key=True),
+)
+
+hub_sessions = Table(
+    "hub_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("username", String(64), ForeignKey("hub_users.username"), nullable=False, index=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+hub_settings = Table(
+    "hub_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+pos_hours = Table(
+    "pos_hours",
+    metadata,
+    Column("store_id", String(64), ForeignKey("stores.id"), primary_key=True),
+    Column("hour_ms", BigInteger, primary_key=True),
+    Column("day", String(10), nullable=False),
+    Column("transactions", BigInteger, nullable=False),
+    Column("sales", Float, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Index("ix_pos_hours_store_day", "store_id", "day"),
 )
 
 Rollup = Literal["sum", "max"]

@@ -249,7 +249,8 @@ def bench_webui(repeat: int = 7) -> dict[str, Any]:
         page = client.get("/login").get_data(as_text=True)
         token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
         client.post(
-            "/login", data={"username": "bench", "password": "timing only 4821", "csrf_token": token}
+            "/login",
+            data={"username": "bench", "password": "timing only 4821", "csrf_token": token},
         )
         known = {rule.rule for rule in app.url_map.iter_rules()}
         pages: list[dict[str, Any]] = []
