@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 
 import wire
-from local_db import connect, migrate
+from local_db import connect, migrate, outbox
 from local_db import migrations as migrations_module
-from local_db import outbox
 from local_db.aggregates import WindowRow, replace_buckets
 from sync import Backoff, SecretError, load_secrets, next_batch, plan
 from sync.batches import batch_of
