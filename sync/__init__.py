@@ -11,6 +11,7 @@ hub's ack) and reads the store's secrets (:func:`load_secrets`). It imports only
 from sync.batches import ROW_BUDGET, next_batch, plan
 from sync.secrets import SecretError, load_secrets
 from sync.sender import Backoff, HubRejectedError, HubTarget, PushResult, Sender
+from sync.status import SyncStatus, sync_status
 
 __all__ = [
     "ROW_BUDGET",
@@ -20,7 +21,9 @@ __all__ = [
     "PushResult",
     "SecretError",
     "Sender",
+    "SyncStatus",
     "load_secrets",
     "next_batch",
     "plan",
+    "sync_status",
 ]

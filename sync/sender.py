@@ -36,6 +36,7 @@ import requests
 
 from local_db import connect, outbox
 from sync.batches import ROW_BUDGET, next_batch
+from sync.status import lag_s
 from wire import (
     BATCH_PATH,
     Ack,
@@ -208,6 +209,7 @@ class Sender:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._last_timestamp = 0
+        self._body: tuple[str, bytes] | None = None  # the pending batch's, built once
         self._url = target.url.rstrip("/") + BATCH_PATH
 
     def _now_ms(self) -> int:
@@ -233,13 +235,10 @@ class Sender:
         """
         try:
             with closing(connect(self.db_path, readonly=True)) as conn:
-                oldest = outbox.oldest_unacknowledged_ms(
-                    conn, self.target.local_store_id, self.target.store_id
-                )
+                return lag_s(conn, self.target.local_store_id, self.target.store_id, self._now_ms())
         except sqlite3.Error as exc:
             logger.debug("sync lag unknown: %s", exc)
             return None
-        return 0.0 if oldest is None else max(0.0, (self._now_ms() - oldest) / 1000)
 
     # --- pushing ------------------------------------------------------------------------
 
@@ -264,7 +263,7 @@ class Sender:
             while max_batches is None or run.batches < max_batches:
                 if run.batches and self._clock() >= deadline:
                     return run.result("partial")
-                found = next_batch(conn, store, target, self._now_ms(), self.budget_rows)
+                found = self._next_batch(conn)
                 if found is None:
                     return run.result("synced")
                 pending, body = found
@@ -272,6 +271,16 @@ class Sender:
                 if outcome is not None:
                     return outcome
         return run.result("partial")
+
+    def _next_batch(self, conn: sqlite3.Connection) -> tuple[outbox.PendingBatch, bytes] | None:
+        """The pending batch and its body (kept between attempts), else a new one."""
+        store, target = self.target.local_store_id, self.target.store_id
+        pending = outbox.pending_batch(conn, store, target)
+        if pending is not None and self._body is not None and self._body[0] == pending.batch_id:
+            return pending, self._body[1]
+        found = next_batch(conn, store, target, self._now_ms(), self.budget_rows)
+        self._body = None if found is None else (found[0].batch_id, found[1])
+        return found
 
     def _backing_off(self, state: outbox.SyncState) -> bool:
         if state.retry_at_ms is None:
