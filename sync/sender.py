@@ -260,9 +260,11 @@ class Sender:
             if not force and self._backing_off(state):
                 return run.result("backing_off", state.error)
             failures = state.failures
-            while max_batches is None or run.batches < max_batches:
-                if run.batches and self._clock() >= deadline:
-                    return run.result("partial")
+            while True:
+                enough = max_batches is not None and run.batches >= max_batches
+                if enough or (run.batches and self._clock() >= deadline):
+                    left = outbox.oldest_unacknowledged_ms(conn, store, target) is not None
+                    return run.result("partial" if left else "synced")
                 found = self._next_batch(conn)
                 if found is None:
                     return run.result("synced")
@@ -270,7 +272,6 @@ class Sender:
                 outcome, failures = self._deliver(conn, run, pending, body, failures, deadline)
                 if outcome is not None:
                     return outcome
-        return run.result("partial")
 
     def _next_batch(self, conn: sqlite3.Connection) -> tuple[outbox.PendingBatch, bytes] | None:
         """The pending batch and its body (kept between attempts), else a new one."""

@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import threading
 from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import requests
 from sqlalchemy import Engine, select
 
+import wire
 from cloud_hub.schema import FACTS
 from local_db import connect, migrate
 from local_db.aggregates import WindowRow, replace_buckets
 from local_db.outbox import SYNCED_TABLES
+from tests.stores import SHOP
 
 BUCKET_MS = 300_000
 HOUR_BUCKETS = 12
@@ -131,3 +136,73 @@ def hub_rows(engine: Engine, store_id: str) -> dict[str, set[tuple[Any, ...]]]:
 def hub_count(engine: Engine, store_id: str) -> int:
     """All the 5-minute facts the hub holds for a store."""
     return sum(len(rows) for rows in hub_rows(engine, store_id).values())
+
+
+class HubProxy:
+    """A real HTTP server in front of a hub: records each batch body, forwards it, and may
+    add downlink items to the hub's answer or hold the answer back (a box killed meanwhile)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.bodies: list[bytes] = []
+        self.downlink: list[wire.DownlinkItem] = []
+        self.hold_answers = False
+        self.held = threading.Event()  # an answer of the hub was held back
+        self.release = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                proxy.bodies.append(body)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower().startswith(("webhook-", "footfall-", "content-"))
+                }
+                upstream = requests.post(proxy.upstream + self.path, data=body,
+                                         headers=headers, timeout=60)  # fmt: skip
+                answer = upstream.content
+                if upstream.status_code == 200 and proxy.downlink:
+                    ack, _ = wire.decode_answer(answer)
+                    answer = wire.encode_answer(ack, proxy.downlink)
+                if proxy.hold_answers:
+                    proxy.held.set()
+                    proxy.release.wait(120)
+                    return  # the connection closes unanswered
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        """The proxy's base URL."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        """Stop serving (held answers are released unanswered)."""
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def box_config(
+    tmp_path: Path, url: str, hub_store: str, name: str = "store.yaml", env: str = "HUB_SECRET"
+) -> Path:
+    """The test shop's config with a ``hub`` section (the secret in ``$env``)."""
+    path = tmp_path / name
+    path.write_text(
+        SHOP + f"storage: {{db_path: {tmp_path / 'box.db'}}}\n"
+        f"hub: {{url: '{url}', store_id: {hub_store}, secret_env: {env}}}\n"
+    )
+    return path
