@@ -15,8 +15,9 @@ Webhooks, every secret in use, a timestamp that never repeats) and ``POST``s it 
   database (``retry_at_ms``), so scheduled runs skip until then, across restarts too;
 * any other ``4xx``: the hub refused the batch (a signature, a schema, a store that
   does not match): it is logged with the hub's reason, kept, and retried only after
-  ``rejected_retry_s``; the scheduled job raises :class:`HubRejectedError` so the box's
-  health shows it until a human fixes it.
+  ``rejected_retry_s``, or once at once by a new sender (a box restarted with a fixed
+  config; ``footfall sync push``); the scheduled job raises :class:`HubRejectedError`
+  so the box's health shows it until a human fixes it.
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ class Sender:
         self._rng = rng or random.Random()
         self._last_timestamp = 0
         self._body: tuple[str, bytes] | None = None  # the pending batch's, built once
+        self._refused = False  # this sender had a refusal (a new one tries once at start)
         self._url = target.url.rstrip("/") + BATCH_PATH
 
     def _now_ms(self) -> int:
@@ -284,7 +286,7 @@ class Sender:
         return found
 
     def _backing_off(self, state: outbox.SyncState) -> bool:
-        if state.retry_at_ms is None:
+        if state.retry_at_ms is None or (state.rejected and not self._refused):
             return False
         wait_ms = state.retry_at_ms - self._now_ms()
         longest_ms = 1000 * max(self.backoff.cap_s, self.backoff.rejected_retry_s)
@@ -309,6 +311,7 @@ class Sender:
                 ack, items = self._attempt(pending.batch_id, body)
             except _RejectedError as exc:
                 retry_s = self.backoff.rejected_retry_s
+                self._refused = True
                 self._fail(conn, str(exc), retry_s, rejected=True)
                 logger.warning(
                     "sync: the hub refused batch %s (%d rows): %s; kept, next try in %.0f s",

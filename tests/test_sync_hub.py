@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,6 +23,8 @@ from sqlalchemy import func, select
 
 import wire
 from appliance.analytics.engine import analyze_range
+from appliance.box.health import Health
+from appliance.box.scheduler import BoxScheduler
 from appliance.config import parse_config
 from cloud_hub.ingest import PAUSE_ENV
 from cloud_hub.schema import FACTS, applied_batches
@@ -77,6 +81,7 @@ def _assert_exactly_once(hub: Hub, store: str, db: Path) -> None:
     assert sum(changed for _, _, changed in applied) == total == hub_count(hub.engine, store)
 
 
+@pytest.mark.slow  # ~60 s on SQLite here: 118,944 rows through the hub's real ingest
 def test_a_week_offline_then_every_row_arrives_once(hub: Hub, tmp_path: Path) -> None:
     store = hub.new_store(tz="Europe/London")
     db = tmp_path / "box.db"
@@ -304,9 +309,8 @@ def test_a_refused_batch_is_kept_shown_and_not_retried_blindly(
     assert pending is not None and pending.attempts == 1  # one try, no retry loop
     assert sender.push().state == "backing_off"  # the next scheduled runs wait
     assert hub_count(hub.engine, store) == 0
-    # the installer fixes the secret and pushes by hand: the same batch goes through
-    fixed = Sender(db, _target(hub, hub.url, store))
-    result = fixed.push(force=True)
+    # the installer fixes the secret and restarts the box: the same batch goes through
+    result = Sender(db, _target(hub, hub.url, store)).push()
     assert result.state == "synced"
     assert _applied(hub, store)[0][0] == pending.batch_id
     _assert_exactly_once(hub, store, db)
@@ -346,3 +350,34 @@ def test_sync_status_and_push_on_the_command_line(hub: Hub, tmp_path: Path) -> N
     config.write_text(SHOP)
     code, _, err = footfall("sync", "status")
     assert code == 2 and f"{config}: hub: not configured" in err
+
+
+def test_the_scheduler_slot_shows_a_refusal_and_the_lag_in_health(hub: Hub, tmp_path: Path) -> None:
+    store = hub.new_store()
+    db = tmp_path / "box.db"
+    with closing(new_box(db)) as conn:
+        fill_box(conn, STORE, _now_bucket() - 12 * BUCKET_MS, 12)
+    config = parse_config(SHOP)
+    health = Health(config, db)
+
+    def run_sync_slot(sender: Sender) -> dict[str, Any]:
+        health.register_sync_lag(sender.lag_s)
+        scheduler = BoxScheduler(config, db, health=health, sync=sender).build()
+        runs = health.health_report()["jobs"].get("sync", {}).get("runs", 0)
+        scheduler.start()
+        try:
+            scheduler.modify_job("sync", next_run_time=datetime.now(UTC))
+            wait_for(lambda: health.health_report()["jobs"].get("sync", {}).get("runs", 0)
+                     > runs, 60, "the sync job's outcome")  # fmt: skip
+        finally:
+            scheduler.shutdown(wait=True)
+        return health.health_report()
+
+    report = run_sync_slot(Sender(db, HubTarget(hub.url, store, STORE, (wire.generate_secret(),))))
+    assert report["status"] == "degraded"
+    assert "job sync: last run failed: HubRejectedError: the hub refused the pending batch: " \
+           "HTTP 401: no signature matches a secret of this store" in report["reasons"]  # fmt: skip
+    assert report["sync_lag_s"] > 0
+    report = run_sync_slot(Sender(db, _target(hub, hub.url, store)))  # restarted, fixed
+    assert report["jobs"]["sync"]["last_ok"] and report["sync_lag_s"] == 0.0
+    assert hub_rows(hub.engine, store) == box_rows(db, STORE)
