@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: The most bytes of an answer read (an ack and up to 100 downlink items).
 MAX_ANSWER_BYTES: Final = 1 << 20
+#: The most characters of the hub's reason kept (logged, stored, shown).
+MAX_REASON_CHARS: Final = 500
 #: Statuses that say "try again later" rather than "this batch is wrong".
 TRANSIENT_STATUSES: Final = frozenset({408, 409, 425, 429})
 
@@ -157,20 +159,21 @@ class _Run:
 
 
 def _reason(response: requests.Response, body: bytes) -> str:
-    """The hub's ``{"error": …, "path": …}``, else the start of the body."""
+    """The hub's ``{"error": …, "path": …}``, else the start of the body (bounded)."""
     try:
         document = json.loads(body)
     except ValueError:
         document = None
     if isinstance(document, dict) and isinstance(document.get("error"), str):
         error, path = str(document["error"]), document.get("path")
-        return error + (f" at {path}" if isinstance(path, str) and path else "")
-    text = body[:200].decode("utf-8", "replace").strip()
+        reason = error + (f" at {path}" if isinstance(path, str) and path else "")
+        return reason[:MAX_REASON_CHARS]
+    text = body[:MAX_REASON_CHARS].decode("utf-8", "replace").strip()
     return text or response.reason or "no reason given"
 
 
 class Sender:
-    """Pushes one store's outbox to the hub (thread-safe only one push at a time).
+    """Pushes one store's outbox to the hub: one push at a time, ``lag_s`` from any thread.
 
     Args:
         db_path: The box's SQLite file (migrated).
@@ -276,7 +279,11 @@ class Sender:
                     return outcome
 
     def _next_batch(self, conn: sqlite3.Connection) -> tuple[outbox.PendingBatch, bytes] | None:
-        """The pending batch and its body (kept between attempts), else a new one."""
+        """The pending batch and its body, else a new one.
+
+        The body is kept between attempts: a bucket rewritten since is in it with its old
+        revision, which the hub replaces when the new one comes in a later batch.
+        """
         store, target = self.target.local_store_id, self.target.store_id
         pending = outbox.pending_batch(conn, store, target)
         if pending is not None and self._body is not None and self._body[0] == pending.batch_id:

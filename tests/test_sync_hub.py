@@ -67,7 +67,7 @@ def _applied(hub: Hub, store: str) -> list[tuple[str, int, int]]:
             select(applied_batches.c.batch_id, applied_batches.c.rows,
                    applied_batches.c.applied_rows).where(applied_batches.c.store_id == store)
         )  # fmt: skip
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [(str(b), int(n), int(a)) for b, n, a in rows]
 
 
 def _assert_exactly_once(hub: Hub, store: str, db: Path) -> None:

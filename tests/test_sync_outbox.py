@@ -104,7 +104,7 @@ def test_batches_take_whole_buckets_oldest_first_within_the_budget(
     assert planned.rows <= budget
     batch = batch_of(conn, "s", "hub-s", planned)
     assert batch.row_count == planned.rows
-    buckets = {row["bucket_ms"] for rows in batch.tables.values() for row in rows}
+    buckets = {int(str(row["bucket_ms"])) for rows in batch.tables.values() for row in rows}
     assert max(buckets) < T0 + 12 * BUCKET_MS  # the oldest write (the first hour) only
     assert len(buckets) == 6  # five whole buckets, and the first tables of the sixth
     for table, rows in batch.tables.items():  # a bucket's rows of a table come whole
