@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 #: The tables the outbox sends; within a bucket the window (the hub's ledger counts it)
 #: comes after the metrics, so a batch never has a bucket's window without its rows.
-SYNCED_TABLES: Final = (*METRIC_TABLES, "agg_windows")
+OUTBOX_TABLES: Final = (*METRIC_TABLES, "agg_windows")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -110,8 +110,8 @@ class SyncState:
 
 def _table(table: str) -> str:
     """``table`` if the outbox sends it (it goes into SQL text), else ValueError."""
-    if table not in SYNCED_TABLES:
-        raise ValueError(f"not a synced table {table!r}; one of {', '.join(SYNCED_TABLES)}")
+    if table not in OUTBOX_TABLES:
+        raise ValueError(f"not a synced table {table!r}; one of {', '.join(OUTBOX_TABLES)}")
     return table
 
 
@@ -130,7 +130,7 @@ def marks(conn: sqlite3.Connection, store_id: str, target: str) -> dict[str, Mar
             (store_id, target),
         )
     }
-    return {table: found.get(table, START) for table in SYNCED_TABLES}
+    return {table: found.get(table, START) for table in OUTBOX_TABLES}
 
 
 def _entries_after(
@@ -161,9 +161,9 @@ def next_entries(
     """
     streams = [
         _entries_after(conn, store_id, table, after.get(table, START), limit)
-        for table in SYNCED_TABLES
+        for table in OUTBOX_TABLES
     ]
-    merged = heapq.merge(*streams, key=lambda e: (e.rev, e.bucket_ms, SYNCED_TABLES.index(e.table)))
+    merged = heapq.merge(*streams, key=lambda e: (e.rev, e.bucket_ms, OUTBOX_TABLES.index(e.table)))
     return [entry for _, entry in zip(range(limit), merged, strict=False)]
 
 
@@ -175,7 +175,7 @@ def rows_between(
     Args:
         conn: Open connection.
         store_id: The box's store.
-        table: One of :data:`SYNCED_TABLES`.
+        table: One of :data:`OUTBOX_TABLES`.
         after: Exclusive lower bound.
         upto: Inclusive upper bound.
 
@@ -363,7 +363,7 @@ def pending_rows(conn: sqlite3.Connection, store_id: str, target: str) -> dict[s
     """
     after = marks(conn, store_id, target)
     counts = {}
-    for table in SYNCED_TABLES:
+    for table in OUTBOX_TABLES:
         mark = after[table]
         (n,) = conn.execute(
             "SELECT coalesce(sum(rows), 0) FROM bucket_revisions "
@@ -385,7 +385,7 @@ def oldest_unacknowledged_ms(conn: sqlite3.Connection, store_id: str, target: st
     after = marks(conn, store_id, target)
     firsts = [
         entry.written_ms
-        for table in SYNCED_TABLES
+        for table in OUTBOX_TABLES
         for entry in _entries_after(conn, store_id, table, after[table], 1)
     ]
     return min(firsts, default=None)

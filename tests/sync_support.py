@@ -25,7 +25,7 @@ import wire
 from cloud_hub.schema import FACTS
 from local_db import connect, migrate
 from local_db.aggregates import WindowRow, replace_buckets
-from local_db.outbox import SYNCED_TABLES
+from local_db.outbox import OUTBOX_TABLES
 from tests.stores import SHOP
 
 BUCKET_MS = 300_000
@@ -37,7 +37,7 @@ ZONES = ("display", "queue", "till", "office")
 def _bucket_tables(
     store_id: str, buckets: list[int], rng: random.Random
 ) -> tuple[dict[str, pd.DataFrame], list[WindowRow]]:
-    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in SYNCED_TABLES if t != "agg_windows"}
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in OUTBOX_TABLES if t != "agg_windows"}
     windows = []
     for b in buckets:
         key = {"store_id": store_id, "bucket_ms": b}
@@ -103,7 +103,7 @@ def box_rows(db: Path, store_id: str) -> dict[str, set[tuple[Any, ...]]]:
     """Every aggregate row of a store with its bucket's revision, as sorted-column tuples."""
     out: dict[str, set[tuple[Any, ...]]] = {}
     with closing(connect(db, readonly=True)) as conn:
-        for table in SYNCED_TABLES:
+        for table in OUTBOX_TABLES:
             cursor = conn.execute(
                 f"SELECT r.rev AS rev, t.* FROM {table} t JOIN bucket_revisions r "
                 "ON r.table_name = ? AND r.store_id = t.store_id AND r.bucket_ms = t.bucket_ms "
@@ -126,7 +126,7 @@ def hub_rows(engine: Engine, store_id: str) -> dict[str, set[tuple[Any, ...]]]:
     """The hub's 5-minute facts of a store in the same form as :func:`box_rows`."""
     out: dict[str, set[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
-        for table in SYNCED_TABLES:
+        for table in OUTBOX_TABLES:
             facts = FACTS[table]
             result = conn.execute(select(facts).where(facts.c.store_id == store_id))
             out[table] = {_row(dict(row._mapping)) for row in result}
