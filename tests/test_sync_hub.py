@@ -81,7 +81,7 @@ def _assert_exactly_once(hub: Hub, store: str, db: Path) -> None:
     assert sum(changed for _, _, changed in applied) == total == hub_count(hub.engine, store)
 
 
-@pytest.mark.slow  # ~60 s on SQLite here: 118,944 rows through the hub's real ingest
+@pytest.mark.slow  # 35-60 s here: 118,944 rows through the hub's real ingest
 def test_a_week_offline_then_every_row_arrives_once(hub: Hub, tmp_path: Path) -> None:
     store = hub.new_store(tz="Europe/London")
     db = tmp_path / "box.db"
