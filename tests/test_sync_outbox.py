@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 
 import wire
+from appliance.config import ConfigError, parse_config
 from local_db import connect, migrate, outbox
 from local_db import migrations as migrations_module
 from local_db.aggregates import WindowRow, replace_buckets
 from sync import Backoff, SecretError, load_secrets, next_batch, plan
 from sync.batches import batch_of
+from tests.stores import SHOP
 from tests.sync_support import BUCKET_MS, ROWS_PER_BUCKET, fill_box, new_box
 
 T0 = 1_764_057_600_000  # 2025-11-25T08:00:00Z
@@ -177,3 +179,26 @@ def test_backoff_is_full_jitter_exponential_and_capped() -> None:
         delays = [backoff.delay_s(failures, rng) for _ in range(200)]
         assert all(0.0 <= d <= bound for d in delays)
         assert max(delays) > 0.8 * bound and min(delays) < 0.2 * bound  # spread over [0, bound]
+
+
+@pytest.mark.parametrize(
+    ("hub", "message"),
+    [
+        ("{url: 'https://hub.example', secret_env: HUB, secret_file: s.txt}", "hub: "),
+        ("{url: 'https://hub.example'}", "hub: "),
+        ("{url: 'https://user:pw@hub.example', secret_env: HUB}", "hub.url: "),
+        ("{url: 'https://hub.example', store_id: 'Bad Id', secret_env: HUB}", "hub.store_id: "),
+    ],
+)
+def test_a_bad_hub_section_is_an_error_with_its_line(hub: str, message: str) -> None:
+    text = SHOP + f"hub: {hub}\n"
+    line = text.count("\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "store.yaml")
+    assert [str(i) for i in caught.value.issues if f"store.yaml:{line}: {message}" in str(i)]
+    assert "pw" not in str(caught.value)
+
+
+def test_a_good_hub_section_parses() -> None:
+    config = parse_config(SHOP + "hub: {url: 'https://hub.example/x', secret_file: hub.secret}\n")
+    assert config.hub is not None and config.hub.store_id is None
