@@ -13,12 +13,20 @@ UTC ms start of a 5-minute bucket; ranges are half-open (``t0_ms <= bucket_ms < 
   day reads ~30 rows rather than 8,640 buckets x zones: the periods' UTC bounds
   (:data:`Bounds`, from :func:`appliance.analytics.rollups.period_bounds`) go in as a
   ``VALUES`` table and SQLite range-scans each period on the tables' primary keys.
+
+Every bucket a write leaves rows in gets a new revision in ``bucket_revisions`` (per
+table, store and bucket; the next value of ``bucket_revision_seq``, which only grows):
+the hub sync's outbox (:mod:`local_db.outbox`) sends a bucket again when its revision
+passes the acknowledged one, and the hub keeps the row with the higher ``rev``. One
+row per bucket and table rather than a ``rev`` column on every aggregate row: a write
+adds a few rows per bucket, not an index entry per heatmap cell.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass
 from typing import Final, Literal
@@ -96,7 +104,9 @@ def replace_buckets(
 
     The rows of ``agg_windows`` and of every table in ``tables`` in the range are deleted,
     then ``tables`` (bulk ``executemany``, NaN stored as NULL) and ``windows`` are
-    inserted, all in one transaction: on any error nothing changes.
+    inserted, all in one transaction: on any error nothing changes. In that transaction
+    each bucket of the range left with rows in a table gets a new revision (the sync
+    sends it again); the range's other revisions of those tables are removed.
 
     Args:
         conn: Autocommit connection with no transaction open.
@@ -131,7 +141,31 @@ def replace_buckets(
             "customers, staff) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(store_id, *astuple(w)) for w in windows],
         )
+        _bump_revisions(conn, store_id, t0_ms, t1_ms, ("agg_windows", *names))
     logger.debug("replaced %d bucket(s) of %s from %d", len(windows), store_id, t0_ms)
+
+
+def _bump_revisions(
+    conn: sqlite3.Connection, store_id: str, t0_ms: int, t1_ms: int, tables: Sequence[str]
+) -> None:
+    """Give the buckets of ``[t0, t1)`` that have rows in ``tables`` one new revision."""
+    (rev,) = conn.execute(
+        "UPDATE bucket_revision_seq SET rev = rev + 1 WHERE id = 1 RETURNING rev"
+    ).fetchone()
+    now_ms = round(time.time() * 1000)
+    for table in tables:
+        span = (table, store_id, t0_ms, t1_ms)
+        conn.execute(
+            "DELETE FROM bucket_revisions WHERE table_name = ? AND store_id = ? "
+            "AND bucket_ms >= ? AND bucket_ms < ?",
+            span,
+        )
+        conn.execute(
+            "INSERT INTO bucket_revisions (table_name, store_id, bucket_ms, rev, rows, written_ms) "
+            f"SELECT ?, store_id, bucket_ms, ?, count(*), ? FROM {table} "
+            "WHERE store_id = ? AND bucket_ms >= ? AND bucket_ms < ? GROUP BY bucket_ms",
+            (table, rev, now_ms, store_id, t0_ms, t1_ms),
+        )
 
 
 def newest_bucket(

@@ -303,3 +303,74 @@ def _m0006_web_sessions(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX idx_web_login_failures_address ON web_login_failures (address)")
     conn.execute("CREATE INDEX idx_web_login_failures_username ON web_login_failures (username)")
     conn.execute("CREATE INDEX idx_web_login_failures_t ON web_login_failures (t_ms)")
+
+
+@migration("0007_sync")
+def _m0007_sync(conn: sqlite3.Connection) -> None:
+    """The hub sync's outbox: bucket revisions, high-water marks, the pending batch, downlink.
+
+    ``bucket_revisions`` has one row per (aggregate table, store, bucket) with rows, whose
+    ``rev`` comes from ``bucket_revision_seq`` (it only grows) and is bumped by every
+    rewrite (``local_db.aggregates.replace_buckets``); the buckets already analysed get
+    ``rev`` 1 here, so they are sent too.
+    """
+    conn.execute(
+        """CREATE TABLE bucket_revisions (
+            table_name TEXT NOT NULL, store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+            rev INTEGER NOT NULL,             -- from bucket_revision_seq: grows with each write
+            rows INTEGER NOT NULL,            -- the bucket's rows in that table when written
+            written_ms INTEGER NOT NULL,      -- when (UTC ms), for the sync lag
+            PRIMARY KEY (table_name, store_id, bucket_ms)) WITHOUT ROWID"""
+    )
+    conn.execute(
+        "CREATE INDEX idx_bucket_revisions_rev ON bucket_revisions (store_id, table_name, rev)"
+    )
+    conn.execute(
+        """CREATE TABLE bucket_revision_seq (
+            id INTEGER PRIMARY KEY CHECK (id = 1), rev INTEGER NOT NULL)"""
+    )
+    conn.execute("INSERT INTO bucket_revision_seq (id, rev) VALUES (1, 1)")
+    now_ms = round(datetime.now(UTC).timestamp() * 1000)
+    for table in ("agg_windows", "agg_footfall", "agg_dwell", "agg_occupancy", "agg_queue",
+                  "agg_transitions", "agg_funnel", "agg_heatmap"):  # fmt: skip
+        conn.execute(
+            "INSERT INTO bucket_revisions (table_name, store_id, bucket_ms, rev, rows, written_ms) "
+            f"SELECT ?, store_id, bucket_ms, 1, count(*), ? FROM {table} "
+            "GROUP BY store_id, bucket_ms",
+            (table, now_ms),
+        )
+    conn.execute(
+        """CREATE TABLE sync_marks (
+            store_id TEXT NOT NULL,           -- the box's store (its rows)
+            target TEXT NOT NULL,             -- the hub's store id they are sent as
+            table_name TEXT NOT NULL,
+            rev INTEGER NOT NULL, bucket_ms INTEGER NOT NULL,  -- acknowledged up to here
+            PRIMARY KEY (store_id, target, table_name)) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE sync_pending (
+            store_id TEXT NOT NULL, target TEXT NOT NULL,
+            batch_id TEXT NOT NULL, created_ms INTEGER NOT NULL,
+            bounds TEXT NOT NULL,  -- JSON {table: [after_rev, after_bucket, upto_rev, upto_bucket]}
+            rows INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (store_id, target)) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE sync_state (
+            store_id TEXT NOT NULL, target TEXT NOT NULL,
+            last_ack_ms INTEGER, last_ack_batch TEXT,
+            failures INTEGER NOT NULL DEFAULT 0,   -- consecutive failed attempts (the backoff)
+            retry_at_ms INTEGER,              -- no attempt before this (backing off)
+            error TEXT, error_ms INTEGER,     -- the last failure's reason (NULL once acked)
+            rejected INTEGER NOT NULL DEFAULT 0,  -- the last failure was a 4xx: needs a human
+            PRIMARY KEY (store_id, target)) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE sync_downlink (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            target TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL,
+            payload TEXT,                     -- JSON, only of an accepted item
+            accepted INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            received_ms INTEGER NOT NULL)"""
+    )

@@ -233,6 +233,77 @@ TABLES: Final[dict[str, TableDoc]] = {
             "t_ms": "when, UTC epoch ms",
         },
     ),
+    "bucket_revisions": TableDoc(
+        "the hub sync's revision of each aggregate bucket per table (a rewrite bumps it, so "
+        "the bucket is sent again)",
+        "as long as the bucket has rows (replaced with them)",
+        {
+            "table_name": "the aggregate table (agg_*)",
+            "store_id": "the store's id (store.id)",
+            "bucket_ms": "start of the 5-minute bucket, UTC epoch ms",
+            "rev": "the revision (from bucket_revision_seq; only grows)",
+            "rows": "the bucket's rows in that table when written",
+            "written_ms": "when it was written, UTC epoch ms (the sync lag)",
+        },
+    ),
+    "bucket_revision_seq": TableDoc(
+        "the last revision handed out to a bucket (one row)",
+        "for the life of the file",
+        {"id": "always 1", "rev": "the last revision"},
+    ),
+    "sync_marks": TableDoc(
+        "the hub sync's high-water mark per table: acknowledged by the hub up to here",
+        "for the life of the file (moved by each ack)",
+        {
+            "store_id": "the store's id (store.id)",
+            "target": "the store's id at the hub (hub.store_id)",
+            "table_name": "the aggregate table",
+            "rev": "acknowledged up to this revision",
+            "bucket_ms": "and, within it, this bucket",
+        },
+    ),
+    "sync_pending": TableDoc(
+        "the batch in flight to the hub (its id is re-sent until acknowledged)",
+        "until the hub acknowledges it",
+        {
+            "store_id": "the store's id (store.id)",
+            "target": "the store's id at the hub",
+            "batch_id": "the batch id (the idempotency key)",
+            "created_ms": "when it was built, UTC epoch ms",
+            "bounds": "per table the revisions it covers (JSON)",
+            "rows": "its rows when built",
+            "attempts": "failed attempts so far",
+        },
+    ),
+    "sync_state": TableDoc(
+        "the hub sync's last ack, failures and backoff",
+        "for the life of the file",
+        {
+            "store_id": "the store's id (store.id)",
+            "target": "the store's id at the hub",
+            "last_ack_ms": "when the hub last acknowledged a batch, UTC epoch ms",
+            "last_ack_batch": "that batch's id",
+            "failures": "failed attempts in a row",
+            "retry_at_ms": "no attempt before this, UTC epoch ms (the backoff)",
+            "error": "the last failure's reason (the hub's words; no secret)",
+            "error_ms": "when, UTC epoch ms",
+            "rejected": "1 if the hub refused the batch (needs a human)",
+        },
+    ),
+    "sync_downlink": TableDoc(
+        "items the hub sent down (config versions …), verified or rejected",
+        "until deleted by hand",
+        {
+            "id": "row id",
+            "target": "the store's id at the hub",
+            "kind": "the item's kind",
+            "item_id": "the item's id",
+            "payload": "its content (JSON), only if its signature verified",
+            "accepted": "1 if its signature verified",
+            "reason": "why it was rejected",
+            "received_ms": "when, UTC epoch ms",
+        },
+    ),
 }
 
 #: The tables a sync may send to the hub, every column as the schema has it (fnmatch).

@@ -49,6 +49,7 @@ FAST = RestartPolicy(max_restarts=3, window_s=600, backoff_initial_s=0.05, backo
         ),
         ("password=hunter2 secret=s sig=x key=y", "password=*** secret=*** sig=*** key=***"),
         ("camera courtyard: down (usb: unplugged)", "camera courtyard: down (usb: unplugged)"),
+        ("hub secret whsec_MfKQ9r8GKYqrTwjUPD8I+/z= leaked", "hub secret whsec_*** leaked"),
     ],
 )
 def test_redact_masks_userinfo_and_secret_parameters(text: str, expected: str) -> None:

@@ -29,6 +29,8 @@ _SECRET_PARAM: Final = re.compile(
     r"|auth|authorization|credential|session)s?)=(?P<value>[^&\s'\"#;,)]+)",
     re.IGNORECASE,
 )
+#: a hub signing secret (``whsec_`` + base64), wherever it appears
+_WEBHOOK_SECRET: Final = re.compile(r"\bwhsec_[A-Za-z0-9+/=]+")
 #: any URL, for public output that must not show one at all
 _URL: Final = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 #: an absolute or home-relative path (``/var/lib/footfall/box.db``, ``~/videos/a.mp4``)
@@ -46,10 +48,12 @@ def redact(text: str, *, locations: bool = False) -> str:
     Returns:
         ``text`` with URL userinfo (``scheme://user:pass@`` → ``scheme://***@``)
         and secret-looking parameters (``token=``, ``password=``, ``key=``,
-        ``secret=``, ``sig=`` and the like) masked; it is idempotent.
+        ``secret=``, ``sig=`` and the like) and hub secrets (``whsec_…``) masked; it is
+        idempotent.
     """
     text = _USERINFO.sub(rf"\g<scheme>{MASK}@", text)
     text = _SECRET_PARAM.sub(rf"\g<name>={MASK}", text)
+    text = _WEBHOOK_SECRET.sub(f"whsec_{MASK}", text)
     if locations:
         text = _PATH.sub(PATH_PLACEHOLDER, _URL.sub(URL_PLACEHOLDER, text))
     return text

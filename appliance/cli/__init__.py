@@ -26,6 +26,7 @@ from appliance.cli.alerts import add_alerts_parser
 from appliance.cli.db import add_db_parser
 from appliance.cli.doctor import add_doctor_parser
 from appliance.cli.privacy import add_privacy_parser
+from appliance.cli.sync import add_sync_parser
 from appliance.cli.web import add_web_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 from cloud_hub.cli import add_hub_parser
@@ -135,11 +136,14 @@ def _process_video(
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the box until SIGTERM: cameras, scheduler, alert engine and the dashboard."""
     from appliance.alerts import AlertEngine, AlertSetupError, RosterError, Transition
+    from appliance.alerts.measures import SystemState, measure_system
     from appliance.analytics.live import LiveSnapshot
     from appliance.box.runtime import Box
     from appliance.box.scheduler import BoxScheduler
     from appliance.cli.alerts import report_setup_error
+    from appliance.cli.sync import SyncSetupError, hub_target
     from appliance.config.live import LiveConfig
+    from sync import Sender
     from webui import create_app
     from webui.ops import WebServer, ops_blueprint
     from webui.serve import setup_token
@@ -149,6 +153,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = live.current()
         box = Box(live, Path(args.db).expanduser() if args.db else None)
         box.db_path.parent.mkdir(parents=True, exist_ok=True)
+        # the hub section is read once, at start (a change needs a restart)
+        sender = Sender(box.db_path, hub_target(config, live.path)) if config.hub else None
+
+        def system() -> SystemState:
+            return measure_system(box.db_path, None if sender is None else sender.lag_s())
 
         def report(snap: LiveSnapshot, transitions: list[Transition]) -> None:
             box.health.customers_queued(snap.queue_lengths)
@@ -157,14 +166,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if t.action == "raise":
                     box.health.alert_raised(t.rule.id)
 
-        alerts = AlertEngine(live, box.db_path, on_tick=report)
+        alerts = AlertEngine(live, box.db_path, system=system, on_tick=report)
     except (ConfigError, RosterError, AlertSetupError) as exc:
         return report_setup_error(exc)
+    except SyncSetupError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
     app = create_app(
         live, box.db_path, frames=box.frame_jpeg, blueprints=[ops_blueprint(box.health)]
     )
     host, port = args.listen or (config.web.host, config.web.port)
-    box.add_service(BoxScheduler(live, box.db_path, health=box.health))
+    if sender is not None:
+        box.health.register_sync_lag(sender.lag_s)
+    box.add_service(BoxScheduler(live, box.db_path, health=box.health, sync=sender))
     box.add_service(alerts)
     box.add_service(WebServer(app, host, port))
     token = setup_token(app)
@@ -599,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alerts_parser(sub)
     add_doctor_parser(sub)
     add_hub_parser(sub)
+    add_sync_parser(sub)
     return parser
 
 

@@ -423,6 +423,32 @@ class RuntimeConfig(_Model):
     _hhmm = field_validator("maintenance_at", "weekly_report_at")(_hhmm_time)
 
 
+class HubConfig(_Model):
+    """The hub this box pushes its aggregates to (``footfall run``'s sync, ``footfall sync``).
+
+    The sync runs every ``runtime.sync_every_s``. The secret is never in this file.
+
+    Attributes:
+        url: the hub's base URL (``https://hub.example``; the batches go to
+            ``/api/v1/batches`` under it).
+        store_id: this store's id at the hub (default: ``store.id``).
+        secret_file: a file holding the store's signing secret (``whsec_…``, one a line;
+            two while it is rotated), relative to the config file.
+        secret_env: or the environment variable holding it (space-separated).
+    """
+
+    url: str = Field(pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$")
+    store_id: str | None = Field(None, pattern=_ID)
+    secret_file: str | None = Field(None, min_length=1)
+    secret_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> HubConfig:
+        if (self.secret_file is None) == (self.secret_env is None):
+            raise ValueError("set exactly one of secret_file and secret_env")
+        return self
+
+
 class BoxConfig(_Model):
     """The whole box: one file per store."""
 
@@ -440,6 +466,7 @@ class BoxConfig(_Model):
     ring_buffer: RingBufferConfig = Field(default_factory=RingBufferConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    hub: HubConfig | None = None
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> BoxConfig:
