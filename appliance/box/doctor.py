@@ -207,7 +207,10 @@ def check_hub(url: str | None, timeout_s: float) -> Check:
         return Check("hub", "fail", f"{health}: unreachable: {reason}")
     ms = (time.monotonic() - t0) * 1000
     return Check(
-        "hub", "ok", f"{health}: HTTP {status} in {ms:.0f} ms (whether the hub accepts this box's batches: footfall sync status)"
+        "hub",
+        "ok",
+        f"{health}: HTTP {status} in {ms:.0f} ms "
+        "(whether it accepts this box's batches: footfall sync status)",
     )
 
 
