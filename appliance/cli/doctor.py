@@ -61,7 +61,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-def _positive(text: str) -> float:
+def positive_number(text: str) -> float:
+    """An argparse ``type=``: a number above 0 (seconds, a timeout), else a clear usage error."""
     try:
         value = float(text)
     except ValueError as exc:
@@ -98,12 +99,12 @@ def add_doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     doc.add_argument("--hub", help="hub URL whose /healthz to try (default: the config's hub)")
     doc.add_argument(
         "--camera-timeout-s",
-        type=_positive,
+        type=positive_number,
         default=10.0,
         help="seconds each camera may take to deliver a frame",
     )
     doc.add_argument(
-        "--hub-timeout-s", type=_positive, default=3.0, help="seconds the hub may take"
+        "--hub-timeout-s", type=positive_number, default=3.0, help="seconds the hub may take"
     )
     doc.add_argument(
         "--disk-min-mb",

@@ -18,7 +18,7 @@ from typing import Final
 
 from appliance.box.doctor import DEFAULT_CONFIG
 from appliance.box.privacy import UNIT_DIRS, Options, manifest_markdown, run_audit
-from appliance.cli.doctor import BOX_CACHE, format_table
+from appliance.cli.doctor import BOX_CACHE, format_table, positive_number
 from appliance.config import BoxConfig, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -87,16 +87,6 @@ def _http_url(text: str) -> str:
     return text
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
-
-
 def add_privacy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``privacy-audit`` to the ``footfall`` parser.
 
@@ -120,7 +110,7 @@ def add_privacy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     audit.add_argument("--manifest", help="write the Markdown manifest here (stdout: the checks)")
     audit.add_argument(
-        "--timeout-s", type=_seconds, default=3.0, help="seconds each HTTP request may take"
+        "--timeout-s", type=positive_number, default=3.0, help="seconds each HTTP request may take"
     )
     audit.add_argument("--json", action="store_true", help="checks and manifest as one object")
     audit.set_defaults(func=cmd_privacy_audit)
