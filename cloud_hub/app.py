@@ -179,25 +179,23 @@ def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
-    @app.post(BATCH_PATH)
-    def batches() -> Response:
+    def answer(apply: Callable[[Engine, float], Response], what: str) -> Response:
+        """Run an upload's handler: its refusal as a 4xx, a database failure as a 503."""
         try:
-            return _ingest(engine, clock())
+            return apply(engine, clock())
         except RefusedError as refusal:
             return _refused(refusal)
         except SQLAlchemyError:
-            logger.exception("batch not applied: database error")
+            logger.exception("%s not stored: database error", what)
             return _json(503, {"error": "the hub's database is unavailable; retry later"})
+
+    @app.post(BATCH_PATH)
+    def batches() -> Response:
+        return answer(_ingest, "batch")
 
     @app.post(POS_PATH)
     def pos_hours() -> Response:
-        try:
-            return _pos(engine, clock())
-        except RefusedError as refusal:
-            return _refused(refusal)
-        except SQLAlchemyError:
-            logger.exception("POS hours not stored: database error")
-            return _json(503, {"error": "the hub's database is unavailable; retry later"})
+        return answer(_pos, "POS hours")
 
     @app.get("/healthz")
     def healthz() -> Response:
