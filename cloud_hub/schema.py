@@ -174,6 +174,7 @@ ROLLUPS: Final[dict[str, dict[str, Rollup]]] = {
     "agg_transitions": {"count": "sum"},
     "agg_heatmap": {"person_s": "sum", "people": "max"},
     "agg_funnel": {"people": "sum", "kind": "max"},
+    "agg_alerts": {"raised": "sum", "active_s": "sum"},
 }
 
 

@@ -46,6 +46,7 @@ METRIC_TABLES: Final = (
     "agg_transitions",
     "agg_funnel",
     "agg_heatmap",
+    "agg_alerts",
 )
 #: ``[(key, start, end), …]`` UTC ms of consecutive periods (or buckets): the rows of
 #: ``start <= bucket_ms < end`` are summed under ``key``, the period's local start, which

@@ -217,6 +217,25 @@ def alert_history(
     )
 
 
+def alerts_active_between(
+    conn: sqlite3.Connection, store_id: str, t0_ms: int, t1_ms: int
+) -> list[AlertRecord]:
+    """The store's alerts active at some moment of ``[t0, t1)``, oldest first.
+
+    Args:
+        conn: a connection to the box's database.
+        store_id: the store.
+        t0_ms: start (UTC ms, inclusive).
+        t1_ms: end (exclusive).
+    """
+    return _records(
+        conn,
+        f"SELECT {_FIELDS} FROM alert_log WHERE store_id = ? AND raised_ms < ? "
+        "AND (cleared_ms IS NULL OR cleared_ms > ?) ORDER BY raised_ms, id",
+        [store_id, t1_ms, t0_ms],
+    )
+
+
 def set_acknowledged(conn: sqlite3.Connection, alert_id: int, user: str, acked_ms: int) -> bool:
     """Store who acknowledged an alert and when, unless it already was.
 

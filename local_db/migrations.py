@@ -374,3 +374,23 @@ def _m0007_sync(conn: sqlite3.Connection) -> None:
             accepted INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',
             received_ms INTEGER NOT NULL)"""
     )
+
+
+@migration("0008_alert_summaries")
+def _m0008_alert_summaries(conn: sqlite3.Connection) -> None:
+    """Alert summaries per 5-minute bucket, the aggregate the hub gets of ``alert_log``.
+
+    One row per (bucket, rule, target) an alert was active in: how many were raised in
+    the bucket and for how many seconds one was active in it. The free-text message and
+    the acknowledging user stay in ``alert_log``, on the box.
+    """
+    conn.execute(
+        """CREATE TABLE agg_alerts (
+            store_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+            rule_id TEXT NOT NULL, target TEXT NOT NULL,  -- '' = the store or the box
+            kind TEXT NOT NULL,
+            severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+            raised INTEGER NOT NULL,          -- alerts raised in the bucket
+            active_s REAL NOT NULL,           -- seconds of the bucket an alert was active
+            PRIMARY KEY (store_id, bucket_ms, rule_id, target)) WITHOUT ROWID"""
+    )

@@ -194,6 +194,19 @@ TABLES: Final[dict[str, TableDoc]] = {
             "value": "its value (the setup token only as a hash)",
         },
     ),
+    "agg_alerts": TableDoc(
+        "alert summaries per bucket (what the hub gets of the alert log)",
+        _FOREVER_AGG,
+        {
+            **_AGG_KEY,
+            "rule_id": "the rule",
+            "target": "zone or camera id ('' = store or box)",
+            "kind": "what the rule measures",
+            "severity": "info, warning or critical",
+            "raised": "alerts raised in the bucket",
+            "active_s": "seconds of the bucket an alert was active",
+        },
+    ),
     "alert_log": TableDoc(
         "alerts raised, cleared and acknowledged",
         "until deleted by hand",

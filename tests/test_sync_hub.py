@@ -27,8 +27,9 @@ from appliance.box.health import Health
 from appliance.box.scheduler import BoxScheduler
 from appliance.config import parse_config
 from cloud_hub.ingest import PAUSE_ENV
-from cloud_hub.schema import FACTS, applied_batches
+from cloud_hub.schema import FACTS, HOURLY, applied_batches
 from local_db import connect, outbox
+from local_db.alert_log import AlertChange, record_changes
 from sync import Backoff, HubRejectedError, HubTarget, Sender
 from tests.conftest import wait_for
 from tests.hub_support import Hub, free_port, start_hub
@@ -231,6 +232,39 @@ def test_a_bucket_re_analysed_after_it_was_sent_wins_at_the_hub(
     assert result.state == "synced" and result.batches == 1
     assert _hub_footfall(hub, store) == {"in": 2, "out": 2}
     assert hub_rows(hub.engine, store) == box_rows(db, STORE)
+
+
+def test_alert_summaries_reach_the_hub_and_its_rollups_without_the_message(
+    hub: Hub, engine_box: tuple[Path, sqlite3.Connection]
+) -> None:
+    db, conn = engine_box
+    raised, cleared = T0 + 60_000, T0 + 7 * 60_000  # over the first bucket boundary
+    record_changes(conn, STORE, [
+        AlertChange("raise", "till-queue", "queue_length", "warning", "till", raised, 4.0,
+                    "secret-word: 4 waiting at the till"),
+        AlertChange("clear", "till-queue", "queue_length", "warning", "till", cleared, None, ""),
+    ])  # fmt: skip
+    analyze_range(conn, parse_config(SHOP), T0, T0 + 2 * BUCKET_MS)
+    store = hub.new_store(tz="UTC")
+    proxy = HubProxy(hub.url)
+    try:
+        assert Sender(db, _target(hub, proxy.url, store)).push().state == "synced"
+    finally:
+        proxy.close()
+    assert hub_rows(hub.engine, store) == box_rows(db, STORE)
+    facts, hourly = FACTS["agg_alerts"], HOURLY["agg_alerts"]
+    with hub.engine.connect() as hub_conn:
+        per_bucket = hub_conn.execute(
+            select(facts.c.bucket_ms, facts.c.raised, facts.c.active_s)
+            .where(facts.c.store_id == store)
+            .order_by(facts.c.bucket_ms)
+        ).all()
+        hour = hub_conn.execute(
+            select(hourly.c.sum_raised, hourly.c.sum_active_s).where(hourly.c.store_id == store)
+        ).all()
+    assert [tuple(r) for r in per_bucket] == [(T0, 1, 240.0), (T0 + BUCKET_MS, 0, 120.0)]
+    assert [tuple(r) for r in hour] == [(1, 360.0)]
+    assert all(b"secret-word" not in wire.gunzip(body) for body in proxy.bodies)
 
 
 def test_no_trajectory_leaves_the_box(

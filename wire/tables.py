@@ -139,6 +139,16 @@ _SHAPES = (
     TableShape(
         "agg_funnel", (_BUCKET, _count("step")), (Column("kind", "ident"), _count("people"))
     ),
+    TableShape(
+        "agg_alerts",
+        (_BUCKET, Column("rule_id", "ident"), Column("target", "ident")),
+        (
+            Column("kind", "ident"),
+            Column("severity", "enum", choices=("info", "warning", "critical")),
+            _count("raised"),
+            _real("active_s"),
+        ),
+    ),
 )
 
 #: Every table a batch may carry, by name.

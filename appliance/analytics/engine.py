@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from appliance.analytics.alert_summary import alert_summaries
 from appliance.analytics.fusion import FusionSettings, fuse
 from appliance.analytics.geometry import inside
 from appliance.analytics.metrics import (
@@ -36,6 +37,7 @@ from appliance.analytics.metrics import (
 )
 from appliance.config import BoxConfig, ZoneConfig
 from local_db.aggregates import WindowRow, replace_buckets
+from local_db.alert_log import alerts_active_between
 from local_db.observations import camera_history, points_between
 
 logger = logging.getLogger(__name__)
@@ -353,6 +355,9 @@ def analyze_range(
     t1 = t1_ms + (-t1_ms) % BUCKET_MS
     points = points_between(conn, t0 - LOOKBACK_MS, t1 + LOOKAHEAD_MS)
     result = compute(points, config, t0, t1)
+    store = config.store.id
+    active = alerts_active_between(conn, store, t0, t1)
+    result.tables["agg_alerts"] = alert_summaries(active, store, t0, t1, BUCKET_MS)
     write_tables(conn, config, t0, t1, result)
     logger.info("analyzed %d bucket(s) from %d points", (t1 - t0) // BUCKET_MS, len(points))
     return result

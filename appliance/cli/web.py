@@ -59,7 +59,7 @@ def demo_folder(option: str | None) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Two dashboards on localhost: vtest.avi through the real pipeline, and a live simulation."""
+    """Four store dashboards and their hub on localhost: vtest.avi and three live simulations."""
     from lab.demo import run_demo
     from vision.assets import AssetError, demo_video
 
@@ -69,7 +69,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo: {exc} (`make demo` fetches it)", file=sys.stderr)
         return 2
     stop = stop_on_signals("the demo")
-    run_demo(demo_folder(args.dir), video, args.host, args.port, args.serve_s, stop)
+    folder = demo_folder(args.dir)
+    run_demo(folder, video, args.host, args.port, args.serve_s, stop, args.offline_s)
     return 0
 
 
@@ -82,15 +83,26 @@ def add_web_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     web.add_argument("--port", type=int, help="port (default: web.port; 0 picks a free one)")
     web.set_defaults(func=cmd_web)
 
-    demo = sub.add_parser("demo", help="vtest.avi and a live simulated store, each on a dashboard")
+    demo = sub.add_parser(
+        "demo", help="vtest.avi and three live simulated stores on dashboards, syncing to a hub"
+    )
     demo.add_argument(
         "--dir", help="where the databases and config copies go (default: $FOOTFALL_CACHE/demo)"
     )
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument(
-        "--port", type=int, default=8080, help="vtest store; the simulated one gets the next port"
+        "--port",
+        type=int,
+        default=8080,
+        help="vtest store; the simulated ones get the next three ports, the hub the one after",
     )
     demo.add_argument(
         "--serve-s", type=float, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    demo.add_argument(
+        "--offline-s",
+        type=float,
+        default=60.0,
+        help="the fashion store's uplink is down this long, then it catches up (default: 60)",
     )
     demo.set_defaults(func=cmd_demo)
