@@ -8,6 +8,12 @@ hourly and daily rollups and the ledger hours that the changed rows fall in are
 recomputed from the facts, and the batch id is recorded. Out-of-order and re-revised
 rows therefore leave the rollups equal to the sums of the 5-minute rows.
 
+Every analysis of a bucket on the box gives all of its rows, in every table, one new
+revision (``local_db.aggregates.replace_buckets``), and the bucket's ``agg_windows`` row
+carries it. So a window at revision ``R`` says: rows of this bucket with a lower ``rev``
+are from an older analysis. They are deleted (:func:`_drop_stale`): a zone visit, a
+transition or a heatmap cell that a re-analysis no longer finds does not linger here.
+
 ``FOOTFALL_HUB_TEST_PAUSE_BEFORE_COMMIT=<file>`` (tests only) makes the transaction write
 that file and wait before it commits, so a test can kill the hub mid-batch.
 """
@@ -271,6 +277,14 @@ def _apply_table(
         for row in rows
     ]
     changed = _upsert(conn, FACTS[table], prepared)
+    _recompute(conn, table, store_id, changed, tz)
+    return len(changed)
+
+
+def _recompute(
+    conn: Connection, table: str, store_id: str, changed: Iterable[int], tz: zoneinfo.ZoneInfo
+) -> None:
+    """Recompute the rollups (and for windows the ledger) of the buckets in ``changed``."""
     hours = {_hour_ms(bucket, tz) for bucket in changed}
     # local hours at a half-hour offset start mid-UTC-hour: a run keeps one phase
     for phase in {h % HOUR_MS for h in hours}:
@@ -280,7 +294,46 @@ def _apply_table(
                 _recompute_ledger(conn, store_id, run)
     for day in sorted({datetime.fromtimestamp(h / 1000, tz).date() for h in hours}):
         _recompute_day(conn, table, store_id, day, tz)
-    return len(changed)
+
+
+def _drop_stale(
+    conn: Connection, store_id: str, windows: Sequence[dict[str, Any]], tz: zoneinfo.ZoneInfo
+) -> int:
+    """Delete the rows older than their bucket's window's revision; the rows deleted.
+
+    Args:
+        conn: The batch's transaction.
+        store_id: The store.
+        windows: The batch's ``agg_windows`` rows (``bucket_ms``, ``rev``).
+        tz: The store's time zone (for the rollups of what was deleted).
+    """
+    if not windows:
+        return 0
+    revision = {int(row["bucket_ms"]): int(row["rev"]) for row in windows}
+    low, high = min(revision), max(revision)
+    dropped = 0
+    for table, facts in FACTS.items():
+        if table == "agg_windows":
+            continue
+        found = conn.execute(
+            select(facts.c.bucket_ms, func.min(facts.c.rev))
+            .where(facts.c.store_id == store_id, facts.c.bucket_ms.between(low, high))
+            .group_by(facts.c.bucket_ms)
+        )
+        stale = [b for b, oldest in found if b in revision and oldest < revision[b]]
+        for bucket in stale:
+            result = conn.execute(
+                delete(facts).where(
+                    facts.c.store_id == store_id,
+                    facts.c.bucket_ms == bucket,
+                    facts.c.rev < revision[bucket],
+                )
+            )
+            dropped += result.rowcount
+        _recompute(conn, table, store_id, stale, tz)
+    if dropped:
+        logger.info("store %s: %d rows of older analyses deleted", store_id, dropped)
+    return dropped
 
 
 def _pause_if_asked(batch_id: str) -> None:
@@ -345,6 +398,7 @@ def apply_batch(engine: Engine, batch: Batch, delivery: Delivery, now_ms: int) -
             )
             if conn.execute(select(applied_batches.c.batch_id).where(key)).first():
                 return Ack(batch.batch_id, 0, True)
+            _drop_stale(conn, batch.store_id, batch.tables.get("agg_windows", []), tz)
             applied = sum(
                 _apply_table(conn, table, rows, batch.store_id, tz, now_ms)
                 for table, rows in batch.tables.items()

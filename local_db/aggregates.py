@@ -106,8 +106,10 @@ def replace_buckets(
     The rows of ``agg_windows`` and of every table in ``tables`` in the range are deleted,
     then ``tables`` (bulk ``executemany``, NaN stored as NULL) and ``windows`` are
     inserted, all in one transaction: on any error nothing changes. In that transaction
-    each bucket of the range left with rows in a table gets a new revision (the sync
-    sends it again); the range's other revisions of those tables are removed.
+    the range gets one new revision, shared by every bucket left with rows in any
+    aggregate table (those of tables not in ``tables`` too), and the range's other
+    revisions are removed: the sync sends those rows again, and the hub drops any row of
+    those buckets with an older revision (a row the new analysis no longer has).
 
     Args:
         conn: Autocommit connection with no transaction open.
@@ -142,7 +144,7 @@ def replace_buckets(
             "customers, staff) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(store_id, *astuple(w)) for w in windows],
         )
-        _bump_revisions(conn, store_id, t0_ms, t1_ms, ("agg_windows", *names))
+        _bump_revisions(conn, store_id, t0_ms, t1_ms, ("agg_windows", *METRIC_TABLES))
     logger.debug("replaced %d bucket(s) of %s from %d", len(windows), store_id, t0_ms)
 
 

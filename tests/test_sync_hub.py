@@ -234,6 +234,37 @@ def test_a_bucket_re_analysed_after_it_was_sent_wins_at_the_hub(
     assert hub_rows(hub.engine, store) == box_rows(db, STORE)
 
 
+def test_rows_a_re_analysis_no_longer_has_are_dropped_at_the_hub(
+    hub: Hub, engine_box: tuple[Path, sqlite3.Connection]
+) -> None:
+    db, conn = engine_box
+    config = parse_config(SHOP)
+    _add_points(conn, observe(path([(t + 60, x, y) for t, x, y in CUSTOMER]), "cam-a", 2))
+    analyze_range(conn, config, T0, T0 + 2 * BUCKET_MS)
+    store = hub.new_store(tz="Europe/London")
+    sender = Sender(db, _target(hub, hub.url, store))
+    assert sender.push().state == "synced"
+    before = hub_count(hub.engine, store)
+    # the second walker's points turn out to be a reflection: gone, and the buckets analysed
+    # again have fewer zone visits, transitions and heatmap cells than the hub was sent
+    conn.execute("DELETE FROM track_points WHERE track_id = 2")
+    analyze_range(conn, config, T0, T0 + 2 * BUCKET_MS)
+    assert sender.push().state == "synced"
+    box = box_rows(db, STORE)
+    assert sum(len(rows) for rows in box.values()) < before
+    assert hub_rows(hub.engine, store) == box
+    assert _hub_footfall(hub, store) == {"in": 1, "out": 1}
+    heat = HOURLY["agg_heatmap"]
+    with hub.engine.connect() as hub_conn:  # the rollups follow the deletion
+        cells = hub_conn.execute(
+            select(func.count()).select_from(heat).where(heat.c.store_id == store)
+        ).scalar_one()
+    (distinct_cells,) = conn.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT cell_x, cell_y FROM agg_heatmap)"
+    ).fetchone()
+    assert cells == distinct_cells  # both buckets lie in one local hour
+
+
 def test_alert_summaries_reach_the_hub_and_its_rollups_without_the_message(
     hub: Hub, engine_box: tuple[Path, sqlite3.Connection]
 ) -> None:
