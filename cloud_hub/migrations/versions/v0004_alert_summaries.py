@@ -3,8 +3,8 @@
 A frozen copy, like 0001's. On PostgreSQL the facts get a partition for every month
 the other facts have one for, and for the current and the next months.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from cloud_hub.partitions import AHEAD_MONTHS, create_month, months_from
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
