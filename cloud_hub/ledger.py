@@ -28,7 +28,7 @@ while it has not begun, whatever the row says: the current time decides that.
 from __future__ import annotations
 
 import zoneinfo
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -94,11 +94,20 @@ class Ledger:
 
     days: dict[tuple[str, date], DayLedger] = field(default_factory=dict)
     last_batch_ms: dict[str, int | None] = field(default_factory=dict)
+    # each store's days, built once per size of ``days`` (pages ask for every store's)
+    _by_store: dict[str, list[DayLedger]] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=-1, repr=False)
 
     def of(self, store_id: str) -> list[DayLedger]:
         """One store's days, oldest first."""
-        return sorted((d for d in self.days.values() if d.store_id == store_id),
-                      key=lambda d: d.day)  # fmt: skip
+        if self._indexed != len(self.days):
+            index: dict[str, list[DayLedger]] = defaultdict(list)
+            for entry in self.days.values():
+                index[entry.store_id].append(entry)
+            for entries in index.values():
+                entries.sort(key=lambda d: d.day)
+            self._by_store, self._indexed = dict(index), len(self.days)
+        return list(self._by_store.get(store_id, ()))
 
     def state_counts(self) -> dict[str, int]:
         """Store-days per state (every state named, zeros included)."""
