@@ -5,7 +5,8 @@ seen before: a replay, :class:`ReplayError`); a batch id already applied answers
 ``duplicate`` and changes nothing; otherwise each table's rows are upserted into its
 ``<table>_5m`` facts (a row replaces the stored one only with a higher ``rev``), the
 hourly and daily rollups and the ledger hours that the changed rows fall in are
-recomputed from the facts, and the batch id is recorded. Out-of-order and re-revised
+recomputed from the facts, the ledger days of those hours from the ledger hours
+(:func:`cloud_hub.ledger.day_row`), and the batch id is recorded. Out-of-order and re-revised
 rows therefore leave the rollups equal to the sums of the 5-minute rows.
 
 Every analysis of a bucket on the box gives all of its rows, in every table, one new
@@ -27,7 +28,7 @@ import time
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from cloud_hub.ledger import LedgerHour, day_bounds, day_row
 from cloud_hub.partitions import ensure_partitions
 from cloud_hub.registry import store_tz
 from cloud_hub.schema import (
@@ -56,6 +58,7 @@ from cloud_hub.schema import (
     HOURLY,
     ROLLUPS,
     applied_batches,
+    ledger_days,
     ledger_hours,
     rollup_name,
     seen_deliveries,
@@ -112,14 +115,6 @@ def _hour_ms(bucket_ms: int, tz: zoneinfo.ZoneInfo) -> int:
     """The start (UTC ms) of the store-local hour a bucket is in."""
     local = datetime.fromtimestamp(bucket_ms / 1000, tz)
     return bucket_ms - (local.minute * 60 + local.second) * 1000
-
-
-def _day_bounds(day: date, tz: zoneinfo.ZoneInfo) -> tuple[int, int]:
-    """UTC ms of a local day's first and the next day's first instant."""
-    start = datetime(day.year, day.month, day.day, tzinfo=tz)
-    end = start + timedelta(days=1)
-    end = datetime(end.year, end.month, end.day, tzinfo=tz)
-    return round(start.timestamp() * 1000), round(end.timestamp() * 1000)
 
 
 def _runs(hours: Iterable[int]) -> list[tuple[int, int]]:
@@ -212,7 +207,7 @@ def _recompute_day(
     conn: Connection, table: str, store_id: str, day: date, tz: zoneinfo.ZoneInfo
 ) -> None:
     hourly, daily = HOURLY[table], DAILY[table]
-    start, end = _day_bounds(day, tz)
+    start, end = day_bounds(day, tz)
     dims = [hourly.c[c.name] for c in TABLES[table].key[1:]]
     conn.execute(delete(daily).where(daily.c.store_id == store_id, daily.c.day == day.isoformat()))
     query = (
@@ -262,6 +257,34 @@ def _recompute_ledger(conn: Connection, store_id: str, run: tuple[int, int]) -> 
     conn.execute(ledger_hours.insert().from_select([c.name for c in ledger_hours.columns], query))
 
 
+def _recompute_ledger_day(
+    conn: Connection, store_id: str, day: date, tz: zoneinfo.ZoneInfo
+) -> None:
+    start, end = day_bounds(day, tz)
+    hours = [
+        LedgerHour(*row)
+        for row in conn.execute(
+            select(
+                ledger_hours.c.hour_ms, ledger_hours.c.buckets, ledger_hours.c.complete,
+                ledger_hours.c.missing, ledger_hours.c.first_received_ms,
+                ledger_hours.c.last_received_ms,
+            ).where(
+                ledger_hours.c.store_id == store_id,
+                ledger_hours.c.hour_ms >= start,
+                ledger_hours.c.hour_ms < end,
+            )
+        )
+    ]  # fmt: skip
+    conn.execute(
+        delete(ledger_days).where(
+            ledger_days.c.store_id == store_id, ledger_days.c.day == day.isoformat()
+        )
+    )
+    row = day_row(store_id, day, start, end, hours)
+    if row is not None:
+        conn.execute(ledger_days.insert().values(**row))
+
+
 def _apply_table(
     conn: Connection,
     table: str,
@@ -294,6 +317,8 @@ def _recompute(
                 _recompute_ledger(conn, store_id, run)
     for day in sorted({datetime.fromtimestamp(h / 1000, tz).date() for h in hours}):
         _recompute_day(conn, table, store_id, day, tz)
+        if table == "agg_windows":
+            _recompute_ledger_day(conn, store_id, day, tz)
 
 
 def _drop_stale(

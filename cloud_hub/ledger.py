@@ -15,8 +15,14 @@ A day is:
 
 :data:`COUNTED` are the states the comparison's totals and averages include; the others
 are excluded (an arriving day is never averaged in as a low day) and the pages say how
-many store-days were left out and why. The ledger reads only ``ledger_hours`` and
-``applied_batches`` (never the 5-minute facts).
+many store-days were left out and why.
+
+Ingest keeps ``ledger_days`` (one row per store-day, its hours as a string of
+:data:`HOUR_CODES`) from ``ledger_hours`` with :func:`day_row`, in the batch's
+transaction; :func:`compute` reads one row per store-day from it, each store's newest
+ledger hour (an index probe) and its last batch (an index probe), never the hours of
+a whole period nor the 5-minute facts. An hour that has begun is never ``future``
+while it has not begun, whatever the row says: the current time decides that.
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
-from cloud_hub.schema import applied_batches, ledger_hours
+from cloud_hub.schema import applied_batches, ledger_days, ledger_hours
 from cloud_hub.schema import stores as store_table
 
 HOUR_MS: Final = 3_600_000
@@ -42,9 +48,24 @@ DAY_STATES: Final[tuple[DayState, ...]] = (
 )  # fmt: skip
 #: Store-days the totals include (partial ones flagged); the rest are excluded.
 COUNTED: Final[frozenset[DayState]] = frozenset({"complete", "partial"})
-# a local day starts at the earliest in UTC+14 and ends at the latest in UTC-12
-_EARLIEST: Final = zoneinfo.ZoneInfo("Etc/GMT-14")
-_LATEST: Final = zoneinfo.ZoneInfo("Etc/GMT+12")
+#: The letter of each received hour state in ``ledger_days.hours`` (``-``: not received).
+HOUR_CODES: Final[dict[HourState, str]] = {
+    "complete": "c", "partial": "p", "missing": "m", "not_received": "-",
+}  # fmt: skip
+_DECODE: Final[dict[str, HourState]] = {
+    **{code: state for state, code in HOUR_CODES.items()}, "f": "future",
+}  # fmt: skip
+
+
+class LedgerHour(NamedTuple):
+    """One ``ledger_hours`` row of a store (its windows' counts and arrivals)."""
+
+    hour_ms: int
+    buckets: int
+    complete: int
+    missing: int
+    first_received_ms: int
+    last_received_ms: int
 
 
 @dataclass(frozen=True)
@@ -73,11 +94,20 @@ class Ledger:
 
     days: dict[tuple[str, date], DayLedger] = field(default_factory=dict)
     last_batch_ms: dict[str, int | None] = field(default_factory=dict)
+    # each store's days, built once per size of ``days`` (pages ask for every store's)
+    _by_store: dict[str, list[DayLedger]] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=-1, repr=False)
 
     def of(self, store_id: str) -> list[DayLedger]:
         """One store's days, oldest first."""
-        return sorted((d for d in self.days.values() if d.store_id == store_id),
-                      key=lambda d: d.day)  # fmt: skip
+        if self._indexed != len(self.days):
+            index: dict[str, list[DayLedger]] = defaultdict(list)
+            for entry in self.days.values():
+                index[entry.store_id].append(entry)
+            for entries in index.values():
+                entries.sort(key=lambda d: d.day)
+            self._by_store, self._indexed = dict(index), len(self.days)
+        return list(self._by_store.get(store_id, ()))
 
     def state_counts(self) -> dict[str, int]:
         """Store-days per state (every state named, zeros included)."""
@@ -108,17 +138,47 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
     return runs
 
 
-def _hour_state(row: tuple[int, int, int] | None, hour_ms: int, now_ms: int) -> HourState:
-    if hour_ms >= now_ms:
-        return "future"
-    if row is None:
-        return "not_received"
-    buckets, complete, missing = row
+def received_state(buckets: int, complete: int, missing: int) -> HourState:
+    """The state of an hour some windows of which arrived (``buckets`` of them)."""
     if complete >= WINDOWS_PER_HOUR:
         return "complete"
     if buckets >= WINDOWS_PER_HOUR and missing >= buckets:
         return "missing"
     return "partial"
+
+
+def day_row(
+    store_id: str, day: date, start_ms: int, end_ms: int, hours: Iterable[LedgerHour]
+) -> dict[str, Any] | None:
+    """The ``ledger_days`` row of a store-day from its ``ledger_hours`` (None: none arrived).
+
+    Args:
+        store_id: The store.
+        day: The local day.
+        start_ms: UTC ms of its first instant (:func:`day_bounds`).
+        end_ms: UTC ms of the next day's first instant.
+        hours: The store's ledger hours in ``[start_ms, end_ms)``.
+    """
+    codes = ["-"] * len(range(start_ms, end_ms, HOUR_MS))
+    counts: Counter[HourState] = Counter()
+    first: int | None = None
+    last: int | None = None
+    for hour in hours:
+        index, off_phase = divmod(hour.hour_ms - start_ms, HOUR_MS)
+        if off_phase or not 0 <= index < len(codes):
+            continue  # not one of this day's local hours
+        state = received_state(hour.buckets, hour.complete, hour.missing)
+        codes[index] = HOUR_CODES[state]
+        counts[state] += 1
+        first = hour.first_received_ms if first is None else min(first, hour.first_received_ms)
+        last = hour.last_received_ms if last is None else max(last, hour.last_received_ms)
+    if first is None or last is None:
+        return None
+    return {
+        "store_id": store_id, "day": day.isoformat(), "hours": "".join(codes),
+        "complete": counts["complete"], "partial": counts["partial"],
+        "missing": counts["missing"], "first_received_ms": first, "last_received_ms": last,
+    }  # fmt: skip
 
 
 def _day_state(
@@ -140,56 +200,71 @@ def _day_state(
     return "partial"
 
 
+def _hours(codes: str, begun: int) -> tuple[HourState, ...]:
+    """Hour states from a ``ledger_days.hours`` string; hours from ``begun`` on are future."""
+    return tuple(_DECODE[c] for c in codes[:begun] + "f" * (len(codes) - begun))
+
+
 def compute(
     conn: Connection, stores: Iterable[tuple[str, str]], days: list[date], now_ms: int
 ) -> Ledger:
     """The ledger of ``stores`` (``(id, time zone)``) over ``days`` at ``now_ms``."""
-    zones = {store_id: zoneinfo.ZoneInfo(tz) for store_id, tz in stores}
+    zones = {store_id: tz for store_id, tz in stores}
     ledger = Ledger()
     if not zones or not days:
         return ledger
     ids = sorted(zones)
     ranges = [
-        (ledger_hours.c.hour_ms >= day_bounds(first, _EARLIEST)[0])
-        & (ledger_hours.c.hour_ms < day_bounds(last, _LATEST)[1])
+        and_(ledger_days.c.day >= first.isoformat(), ledger_days.c.day <= last.isoformat())
         for first, last in _runs(days)
     ]
-    rows: dict[str, dict[int, tuple[tuple[int, int, int], int]]] = defaultdict(dict)
-    for store_id, hour_ms, buckets, complete, missing, last in conn.execute(
-        select(
-            ledger_hours.c.store_id, ledger_hours.c.hour_ms, ledger_hours.c.buckets,
-            ledger_hours.c.complete, ledger_hours.c.missing, ledger_hours.c.last_received_ms,
-        ).where(ledger_hours.c.store_id.in_(ids), or_(*ranges))
-    ):  # fmt: skip
-        rows[store_id][hour_ms] = ((buckets, complete, missing), last)
+    rows: dict[tuple[str, str], tuple[str, int]] = {
+        (store_id, day): (codes, last)
+        for store_id, day, codes, last in conn.execute(
+            select(
+                ledger_days.c.store_id, ledger_days.c.day, ledger_days.c.hours,
+                ledger_days.c.last_received_ms,
+            ).where(ledger_days.c.store_id.in_(ids), or_(*ranges))
+        )
+    }  # fmt: skip
     # one index probe per store (a GROUP BY would read each store's whole history)
     latest = (
         select(func.max(ledger_hours.c.hour_ms))
         .where(ledger_hours.c.store_id == store_table.c.id)
         .scalar_subquery()
     )
-    newest: dict[str, int | None] = {
-        store_id: hour
-        for store_id, hour in conn.execute(
-            select(store_table.c.id, latest).where(store_table.c.id.in_(ids))
-        )
-    }
-    ledger.last_batch_ms = dict.fromkeys(ids, None)
-    for store_id, last in conn.execute(
-        select(applied_batches.c.store_id, func.max(applied_batches.c.received_ms))
-        .where(applied_batches.c.store_id.in_(ids))
-        .group_by(applied_batches.c.store_id)
+    last_batch = (
+        select(func.max(applied_batches.c.received_ms))
+        .where(applied_batches.c.store_id == store_table.c.id)
+        .scalar_subquery()
+    )
+    newest: dict[str, int | None] = {}
+    ledger.last_batch_ms = dict.fromkeys(ids)
+    for store_id, hour, batch_ms in conn.execute(
+        select(store_table.c.id, latest, last_batch).where(store_table.c.id.in_(ids))
     ):
-        ledger.last_batch_ms[store_id] = last
+        newest[store_id], ledger.last_batch_ms[store_id] = hour, batch_ms
+    bounds: dict[tuple[str, date], tuple[int, int]] = {}
+    decoded: dict[tuple[str, int], tuple[HourState, ...]] = {}
+    judged: dict[tuple[tuple[HourState, ...], bool, bool], DayState] = {}
     for store_id, tz in zones.items():
-        own = rows.get(store_id, {})
+        newest_hour = newest.get(store_id)
         for day in days:
-            start, end = day_bounds(day, tz)
-            starts = range(start, end, HOUR_MS)
-            states = [_hour_state(own[h][0] if h in own else None, h, now_ms) for h in starts]
-            arrivals = [own[h][1] for h in starts if h in own]
+            if (tz, day) not in bounds:
+                bounds[(tz, day)] = day_bounds(day, zoneinfo.ZoneInfo(tz))
+            start, end = bounds[(tz, day)]
+            length = len(range(start, end, HOUR_MS))
+            codes, updated = rows.get((store_id, day.isoformat()), ("-" * length, None))
+            begun = min(length, max(0, -(-(now_ms - start) // HOUR_MS)))
+            if (codes, begun) not in decoded:
+                decoded[(codes, begun)] = _hours(codes, begun)
+            states = decoded[(codes, begun)]
+            later = newest_hour is not None and newest_hour + HOUR_MS >= end
+            if (states, now_ms < end, later) not in judged:
+                judged[(states, now_ms < end, later)] = _day_state(
+                    list(states), end, newest_hour if later else None, now_ms
+                )
             ledger.days[(store_id, day)] = DayLedger(
-                store_id, day, _day_state(states, end, newest.get(store_id), now_ms),
-                tuple(states), max(arrivals) if arrivals else None,
-            )  # fmt: skip
+                store_id, day, judged[(states, now_ms < end, later)], states, updated
+            )
     return ledger

@@ -16,6 +16,11 @@
 - ``ledger_hours``: the completeness ledger's source, per store and local hour, how many
   5-minute windows arrived and the box's verdict on each (complete, partial, missing),
   first and last arrival; an hour without a row has not been received;
+- ``ledger_days``: the same per store and local day, kept from ``ledger_hours`` in the
+  same transaction (:func:`cloud_hub.ledger.day_row`): ``hours``, one letter per local
+  hour of the day (``c`` complete, ``p`` partial, ``m`` missing, ``-`` not received),
+  the hours in each state, first and last arrival; a day without a row has not been
+  received. The dashboard's ledger reads it (one row per store-day, never the hours);
 - the dashboard's accounts: ``hub_users`` (scrypt hash, role admin | manager | viewer),
   ``hub_user_regions`` (the regions a manager, or a region-bound viewer, may see; none
   for a viewer: every store), ``hub_sessions`` (server-side sessions, the id only
@@ -87,6 +92,7 @@ applied_batches = Table(
     Column("received_ms", BigInteger, nullable=False),
     Column("rows", Integer, nullable=False),  # rows in the batch
     Column("applied_rows", Integer, nullable=False),  # rows that changed the hub
+    Index("ix_applied_batches_store_received", "store_id", "received_ms"),  # a store's last
 )
 
 seen_deliveries = Table(
@@ -104,6 +110,19 @@ ledger_hours = Table(
     Column("store_id", String(64), primary_key=True),
     Column("hour_ms", BigInteger, primary_key=True),
     Column("buckets", Integer, nullable=False),
+    Column("complete", Integer, nullable=False),
+    Column("partial", Integer, nullable=False),
+    Column("missing", Integer, nullable=False),
+    Column("first_received_ms", BigInteger, nullable=False),
+    Column("last_received_ms", BigInteger, nullable=False),
+)
+
+ledger_days = Table(
+    "ledger_days",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("hours", String(32), nullable=False),  # a letter per local hour: c, p, m or -
     Column("complete", Integer, nullable=False),
     Column("partial", Integer, nullable=False),
     Column("missing", Integer, nullable=False),

@@ -1,32 +1,22 @@
 """Helpers for the hub's tests: a real PostgreSQL server, real hub processes, signed batches.
 
-:func:`postgres` (session) runs ``initdb`` into a fresh temp folder and a server on a
-free 127.0.0.1 port (its socket in that folder), as ``nobody`` when the tests run as
-root (PostgreSQL refuses root), and removes it all afterwards. Without PostgreSQL's
-binaries the PostgreSQL half of the suite fails, saying what to install (CI installs
-Debian's ``postgresql``). :func:`hub_db` is one migrated hub database per module and
-back end; :func:`hub` is a ``footfall hub serve`` process on it.
+:func:`postgres` (session) is one server from :func:`lab.pgserver.start_postgres`
+(``initdb`` into a fresh temp folder, a free 127.0.0.1 port, as ``nobody`` when the
+tests run as root), removed afterwards; ``footfall bench hub`` starts its own the same
+way. Without PostgreSQL's binaries the PostgreSQL half of the suite fails, saying what
+to install (CI installs Debian's ``postgresql``). :func:`hub_db` is one migrated hub
+database per module and back end; :func:`hub` is a ``footfall hub serve`` process on it.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
-import pwd
 import random
-import select
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,99 +35,20 @@ from cloud_hub.schema import (
     ledger_hours,
     seen_deliveries,
 )
+from lab import pgserver
+from lab.pgserver import REPO, HubProcess, PgServer, PgServerError, free_port, start_hub
 
-REPO = Path(__file__).resolve().parent.parent
+__all__ = ["REPO", "HubProcess", "PgServer", "free_port", "start_hub"]
+
 BACKENDS = ("sqlite", "postgresql")
-PG_SEARCH = (
-    "/usr/local/bin",
-    *sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin")), reverse=True),
-)
-PG_USER = "footfall"
-START_TIMEOUT_S = 60.0
-
-
-def _pg_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for folder in PG_SEARCH:
-        candidate = Path(folder) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class PgServer:
-    """A PostgreSQL server the tests started; :meth:`new_database` makes a fresh one."""
-
-    root: Path
-    port: int
-    pg_ctl: str
-    run_as: list[str]
-    _count: int = 0
-
-    def new_database(self) -> str:
-        """CREATE DATABASE hub_<n>; its SQLAlchemy URL."""
-        import psycopg
-
-        self._count += 1
-        name = f"hub_{self._count}"
-        with psycopg.connect(
-            host="127.0.0.1", port=self.port, user=PG_USER, dbname="postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        """Stop the server (immediately) and remove its folder."""
-        subprocess.run(
-            [*self.run_as, self.pg_ctl, "-D", str(self.root / "data"), "-m", "immediate", "stop"],
-            capture_output=True, timeout=60, check=False, cwd=self.root,
-        )  # fmt: skip
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def start_postgres() -> PgServer:
-    """initdb + pg_ctl start on a free port; fails the test with the reason if it cannot."""
-    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.fail(
-            "PostgreSQL's initdb and pg_ctl are not installed (looked on PATH and in "
-            f"{', '.join(PG_SEARCH) or '/usr/lib/postgresql/*/bin'}): apt-get install postgresql"
-        )
-    root = Path(tempfile.mkdtemp(prefix="footfall-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        nobody = pwd.getpwnam("nobody")
-        os.chown(root, nobody.pw_uid, nobody.pw_gid)
-        run_as = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
-                  "--clear-groups"]  # fmt: skip
-    port = free_port()
-    server = PgServer(root, port, pg_ctl, run_as)
-    steps = [
-        [initdb, "-D", str(root / "data"), "-U", PG_USER, "--auth=trust", "-E", "UTF8",
-         "--locale=C", "--no-sync"],
-        [pg_ctl, "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-t", "60",
-         "-o", f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c full_page_writes=off "
-         "-c synchronous_commit=off -c max_connections=50", "start"],
-    ]  # fmt: skip
-    for step in steps:
-        done = subprocess.run(
-            [*run_as, *step], capture_output=True, text=True, timeout=120, check=False, cwd=root
-        )
-        if done.returncode != 0:
-            log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
-            server.stop()
-            pytest.fail(f"{Path(step[0]).name} failed ({done.returncode}): {done.stderr}{log}")
-    return server
+    """:func:`lab.pgserver.start_postgres`; fails the test with the reason if it cannot."""
+    try:
+        return pgserver.start_postgres()
+    except PgServerError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -159,51 +70,6 @@ def hub_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     migrate(engine)
     engine.dispose()
     return url
-
-
-@dataclass
-class HubProcess:
-    """A ``footfall hub serve`` process on a free port."""
-
-    process: subprocess.Popen[str]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-        if self.process.stdout:
-            self.process.stdout.close()
-
-
-def start_hub(db_url: str, log: Path, env: Mapping[str, str] | None = None) -> HubProcess:
-    """Start ``footfall hub serve --port 0`` and wait until it prints its URL."""
-    command = [sys.executable, "-m", "appliance.cli", "hub", "serve", "--db", db_url,
-               "--port", "0"]  # fmt: skip
-    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    with log.open("w") as err:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=err, text=True, env=environment, cwd=REPO
-        )
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            if line.startswith("hub: "):
-                return HubProcess(process, line.split(" ", 1)[1].strip(), log)
-            if not line:
-                break
-    process.kill()
-    process.wait(timeout=15)
-    raise AssertionError(f"the hub did not start ({process.returncode}): {log.read_text()}")
 
 
 @dataclass

@@ -8,9 +8,10 @@ ends) and one at a half-hour offset (Kolkata).
 from __future__ import annotations
 
 import random
+import time
 import zoneinfo
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -153,3 +154,137 @@ def test_rollups_and_ledger_equal_the_5_minute_rows_after_out_of_order_revised_i
         assert ledger == ledger_expect
         if tz_name == "Asia/Kolkata":  # local hours start at half past the UTC hour
             assert {h % 3_600_000 for h in ledger} == {1_800_000}
+
+
+def _hour_code(buckets: int, complete: int, missing: int) -> str:
+    if complete >= 12:
+        return "c"
+    return "m" if buckets >= 12 and missing >= buckets else "p"
+
+
+def _expected_ledger(
+    hub: Hub, store: str, tz: zoneinfo.ZoneInfo, days: list[date], now_ms: int
+) -> tuple[dict[str, tuple[str, int, int]], dict[date, tuple[str, tuple[str, ...], int | None]]]:
+    """What the hourly ledger says: per day its letters and arrivals, and each day's ledger.
+
+    The test's own reading of ``ledger_hours`` hour by hour, with the ledger's rules.
+    """
+    with hub.engine.connect() as conn:
+        hours = {
+            r.hour_ms: r
+            for r in conn.execute(select(ledger_hours).where(ledger_hours.c.store_id == store))
+        }
+    newest = max(hours, default=None)
+    per_day: dict[str, tuple[str, int, int]] = {}
+    ledger: dict[date, tuple[str, tuple[str, ...], int | None]] = {}
+    names = {"c": "complete", "p": "partial", "m": "missing", "-": "not_received"}
+    for day in sorted({_local(h, tz)[1] for h in hours} | {d.isoformat() for d in days}):
+        local = date.fromisoformat(day)
+        start = int(datetime(local.year, local.month, local.day, tzinfo=tz).timestamp() * 1000)
+        following = local + timedelta(days=1)
+        end = int(
+            datetime(following.year, following.month, following.day, tzinfo=tz).timestamp() * 1000
+        )
+        starts = range(start, end, 3_600_000)
+        codes = "".join(
+            _hour_code(hours[h].buckets, hours[h].complete, hours[h].missing)
+            if h in hours else "-"
+            for h in starts
+        )  # fmt: skip
+        arrived = [hours[h] for h in starts if h in hours]
+        if arrived:
+            per_day[day] = (
+                codes,
+                min(r.first_received_ms for r in arrived),
+                max(r.last_received_ms for r in arrived),
+            )
+        if local not in days:
+            continue
+        states = tuple(
+            "future" if h >= now_ms else names[c] for h, c in zip(starts, codes, strict=True)
+        )
+        if all(s == "future" for s in states):
+            state = "future"
+        elif now_ms < end:
+            state = "arriving"
+        elif all(s == "not_received" for s in states):
+            state = "not_received"
+        elif "not_received" in states and (newest is None or newest + 3_600_000 < end):
+            state = "arriving"
+        elif all(s == "complete" for s in states):
+            state = "complete"
+        elif all(s == "missing" for s in states):
+            state = "missing"
+        else:
+            state = "partial"
+        ledger[local] = (state, states, max((r.last_received_ms for r in arrived), default=None))
+    return per_day, ledger
+
+
+def _assert_days_match_hours(
+    hub: Hub, store: str, tz: zoneinfo.ZoneInfo, days: list[date], nows: list[int]
+) -> None:
+    from cloud_hub.ledger import compute
+    from cloud_hub.schema import ledger_days
+
+    with hub.engine.connect() as conn:
+        stored = {
+            r.day: (r.hours, r.first_received_ms, r.last_received_ms)
+            for r in conn.execute(select(ledger_days).where(ledger_days.c.store_id == store))
+        }
+        counts = {
+            r.day: (r.complete, r.partial, r.missing)
+            for r in conn.execute(select(ledger_days).where(ledger_days.c.store_id == store))
+        }
+    for now_ms in nows:
+        per_day, expect = _expected_ledger(hub, store, tz, days, now_ms)
+        assert stored == per_day
+        assert counts == {
+            d: (c.count("c"), c.count("p"), c.count("m")) for d, (c, _, _) in per_day.items()
+        }
+        with hub.engine.connect() as conn:
+            got = compute(conn, [(store, str(tz))], days, now_ms)
+        assert {d.day: (d.state, d.hours, d.updated_ms) for d in got.of(store)} == expect
+
+
+@pytest.mark.parametrize("tz_name", ["Europe/Berlin", "Asia/Kolkata"])
+def test_the_daily_ledger_equals_the_hourly_one_after_ingest_a_late_revision_and_a_backfill(
+    hub: Hub, tz_name: str
+) -> None:
+    store = hub.new_store(tz=tz_name)
+    tz = zoneinfo.ZoneInfo(tz_name)
+    days = [date(2024, 3, 29) + timedelta(days=k) for k in range(6)]  # Berlin: 31st has 23 h
+    first = int(datetime(2024, 3, 29, tzinfo=tz).timestamp() * 1000)
+    five_days = [  # the 29th to 2nd of April, local
+        r
+        for r in window_rows(first, 5 * 288, seed=4)
+        if _local(r["bucket_ms"], tz)[1] < "2024-04-03"
+    ]
+    outage = {r["bucket_ms"] for r in five_days if _local(r["bucket_ms"], tz)[1] == "2024-03-31"}
+    in_day_4 = [r for r in five_days if _local(r["bucket_ms"], tz)[1] == "2024-04-02"]
+    late_gap = {r["bucket_ms"] for r in in_day_4[100:160]}  # hours of day 4 not received
+    sent = [r for r in five_days if r["bucket_ms"] not in outage | late_gap]
+    for k in range(0, len(sent), 400):
+        assert hub.send(batch_of(store, agg_windows=sent[k : k + 400])).status_code == 200
+    mid_day = first + 3 * 86_400_000 + 13 * 3_600_000 + 1  # a moment inside the 4th day
+    nows = [int(time.time() * 1000), mid_day, first]
+    _assert_days_match_hours(hub, store, tz, days, nows)
+
+    # a bucket re-analysed on the box (a higher revision) turns its hour partial or missing
+    redo = next(r for r in sent if r["status"] == "complete")
+    again = dict(redo, rev=2, status="missing", coverage=0.0)
+    assert hub.send(batch_of(store, agg_windows=[again])).status_code == 200
+    _assert_days_match_hours(hub, store, tz, days, nows)
+
+    # the box comes back and sends the outage and the gap: the days fill in
+    backfill = [r for r in five_days if r["bucket_ms"] in outage | late_gap]
+    assert hub.send(batch_of(store, agg_windows=backfill)).status_code == 200
+    _assert_days_match_hours(hub, store, tz, days, nows)
+    with hub.engine.connect() as conn:
+        from cloud_hub.ledger import compute
+
+        states = {
+            d.day: d.state for d in compute(conn, [(store, tz_name)], days, nows[0]).of(store)
+        }
+    assert states[date(2024, 3, 31)] != "not_received"
+    assert states[date(2024, 4, 3)] == "not_received"

@@ -245,6 +245,35 @@ def cmd_bench_analytics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (exit 2 with the reason otherwise)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def cmd_bench_hub(args: argparse.Namespace) -> int:
+    """The hub's ingest rate against a raw COPY, and its pages' server time on a year."""
+    from lab.bench.hub import bench_hub
+
+    r = bench_hub(args.stores, args.days, args.history_days, args.workers, args.repeat,
+                  args.backend or ("postgresql", "sqlite"))  # fmt: skip
+    if args.json:
+        print(json.dumps(r))
+        return EXIT_OK
+    print(f"footfall bench hub — {r['stores']} stores, {r['cores']} cores, load {r['load_1min']}")
+    for backend, got in r["ingest"].items():
+        copied = f", {got['ratio_vs_copy']}x a raw COPY" if "ratio_vs_copy" in got else ""
+        print(f"ingest {backend}: {got['rows']:,} rows in {got['seconds']} s, "
+              f"{got['rows_per_s']:,} rows/s{copied}")  # fmt: skip
+    for backend, pages in r["pages"].items():
+        print(f"pages {backend} ({r['history_days']} days loaded, {pages['db_mb']} MB):")
+        for p in pages["pages"]:
+            print(f"  {p['role']:<8} {p['page']:<16} mean {p['mean_ms']:>7.1f} ms  "
+                  f"max {p['max_ms']:>7.1f} ms  {p['kb']:>7.1f} KB")  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_bench_webui(args: argparse.Namespace) -> int:
     """The dashboard's server time per page on a month of synthetic aggregates."""
     from lab.bench.webui import bench_webui
@@ -534,6 +563,17 @@ def build_parser() -> argparse.ArgumentParser:
     bw.add_argument("--repeat", type=int, default=7, help="requests per page (the median)")
     bw.add_argument("--json", action="store_true", help="one JSON object")
     bw.set_defaults(func=cmd_bench_webui)
+    bh = bench_sub.add_parser("hub", help="hub ingest vs a raw COPY, pages on a year of stores")
+    bh.add_argument("--stores", type=_positive_int, default=500, help="stores (each one box)")
+    bh.add_argument("--days", type=_positive_int, default=1, help="days of buckets ingested")
+    bh.add_argument("--history-days", type=_positive_int, default=365,
+                    help="days loaded before them for the pages")  # fmt: skip
+    bh.add_argument("--workers", type=_positive_int, default=4, help="stores sending at once")
+    bh.add_argument("--repeat", type=_positive_int, default=3, help="timed requests per page")
+    bh.add_argument("--backend", action="append", choices=["postgresql", "sqlite"],
+                    help="repeat for both (default: postgresql, then sqlite)")  # fmt: skip
+    bh.add_argument("--json", action="store_true", help="one JSON object")
+    bh.set_defaults(func=cmd_bench_hub)
 
     ing = sub.add_parser("ingest", help="import trajectories from any tracker (CSV)")
     ing.add_argument("--config", type=_config_arg, required=True)
