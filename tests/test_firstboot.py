@@ -66,6 +66,7 @@ def test_first_boot_never_overwrites_an_existing_config_or_a_renamed_host(tmp_pa
 def test_after_setup_no_token_is_printed_and_none_can_be_made(tmp_path: Path) -> None:
     etc, hostname = tmp_path / "footfall", tmp_path / "hostname"
     made = first_boot(etc, hostname)
+    assert made.token
     mark_done(etc / SETUP_FILE, "2026-01-01T00:00:00+00:00")
     assert not (etc / TOKEN_FILE).exists()
     later = first_boot(etc, hostname)
@@ -83,7 +84,8 @@ def test_a_lost_token_is_said_and_replaced_only_on_request(tmp_path: Path) -> No
     assert lost.token is None and lost.pending
     assert "--new-token" in "\n".join(wizard_lines(lost, 8080))
     fresh = first_boot(etc, hostname, new_token=True)
-    assert fresh.token and fresh.token != made.token and fresh.hostname == made.hostname
+    assert fresh.token and made.token and fresh.token != made.token
+    assert fresh.hostname == made.hostname
     state = read_state(etc / SETUP_FILE)
     assert state is not None and state.accepts(fresh.token) and not state.accepts(made.token)
 

@@ -20,7 +20,7 @@
 # kernel and initrd beside it (for qemu -kernel/-initrd), the wheel, and the manifests of
 # what went in: footfall-x86_64.dpkg.txt and footfall-x86_64.pip.txt.
 # Environment: FOOTFALL_IMAGE_MIRROR (default http://deb.debian.org/debian),
-# PIP_INDEX_URL (passed to pip in the image's chroot).
+# PIP_INDEX_URL and PIP_CERT (a CA bundle file, e.g. a proxy's) for pip in the chroot.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -66,7 +66,12 @@ mkdir -p "$src" "$out/cache/pip"
 # the checkout's own files (tracked and untracked, not the ignored build outputs)
 git -C "$repo" ls-files -z --cached --others --exclude-standard \
   | (cd "$repo" && xargs -0 cp --parents -t "$src" 2>/dev/null || true)
-cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+rm -f "$rootfs/etc/resolv.conf" && cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+pip_env=(${PIP_INDEX_URL:+"PIP_INDEX_URL=$PIP_INDEX_URL"})
+if [ -n "${PIP_CERT:-}" ]; then
+  cp "$PIP_CERT" "$rootfs/tmp/pip-cert.pem"
+  pip_env+=(PIP_CERT=/tmp/pip-cert.pem)
+fi
 
 box_install() {
   set -euo pipefail
@@ -95,14 +100,14 @@ box_install() {
 log "installing the box into /opt/footfall/.venv (pip: ${PIP_INDEX_URL:-PyPI})"
 unshare --mount --fork bash -c '
   set -euo pipefail
-  root="$1"; cache="$2"; detector="$3"; body="$4"
+  root="$1"; cache="$2"; detector="$3"; body="$4"; shift 4
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev"
   mount -t sysfs sysfs "$root/sys"
   mkdir -p "$root/root/.cache/pip" && mount --bind "$cache" "$root/root/.cache/pip"
-  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    ${PIP_INDEX_URL:+PIP_INDEX_URL=$PIP_INDEX_URL} bash -c "$body; box_install \"\$0\"" "$detector"
-' _ "$rootfs" "$out/cache/pip" "$detector_pkg" "$(declare -f box_install)"
+  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" \
+    bash -c "$body; box_install \"\$0\"" "$detector"
+' _ "$rootfs" "$out/cache/pip" "$detector_pkg" "$(declare -f box_install)" "${pip_env[@]}"
 mkdir -p "$out/wheels" && cp "$rootfs"/tmp/wheels/footfall-*.whl "$out/wheels/"
 mv "$rootfs/tmp/pip-manifest.txt" "$out/$name.pip.txt"
 chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' >"$out/$name.dpkg.txt"
