@@ -62,10 +62,8 @@ log "base ready after $((SECONDS - start_s)) s"
 rootfs="$out/rootfs"
 rm -rf "$rootfs" && cp -a "$base" "$rootfs" && rm -f "$rootfs/.complete"
 src="$rootfs/tmp/footfall-src"
-mkdir -p "$src" "$out/cache/pip"
-# the checkout's own files (tracked and untracked, not the ignored build outputs)
-git -C "$repo" ls-files -z --cached --others --exclude-standard \
-  | (cd "$repo" && xargs -0 cp --parents -t "$src" 2>/dev/null || true)
+mkdir -p "$out/cache/pip"
+"$repo/image_build/common/copy_checkout.sh" "$src"
 rm -f "$rootfs/etc/resolv.conf" && cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
 pip_env=(${PIP_INDEX_URL:+"PIP_INDEX_URL=$PIP_INDEX_URL"})
 if [ -n "${PIP_CERT:-}" ]; then
@@ -80,7 +78,7 @@ box_install() {
   "${pip[@]}" install --upgrade pip wheel
   "${pip[@]}" wheel --no-deps -w /tmp/wheels /tmp/footfall-src
   wheel="$(ls /tmp/wheels/footfall-*.whl)"
-  "${pip[@]}" install "$wheel[cpu]"
+  "${pip[@]}" install "${wheel}[cpu]"
   "${pip[@]}" install --no-deps "$1"
   # trackers asks for opencv-python (the GUI build, which needs libGL); the box only
   # decodes, so the headless build of the same version is the one left installed
@@ -98,6 +96,7 @@ box_install() {
 }
 "$repo/image_build/common/install_units.sh" "$rootfs"
 log "installing the box into /opt/footfall/.venv (pip: ${PIP_INDEX_URL:-PyPI})"
+# shellcheck disable=SC2016 # the script's variables are its own arguments
 unshare --mount --fork bash -c '
   set -euo pipefail
   root="$1"; cache="$2"; detector="$3"; body="$4"; shift 4
@@ -110,6 +109,7 @@ unshare --mount --fork bash -c '
 ' _ "$rootfs" "$out/cache/pip" "$detector_pkg" "$(declare -f box_install)" "${pip_env[@]}"
 mkdir -p "$out/wheels" && cp "$rootfs"/tmp/wheels/footfall-*.whl "$out/wheels/"
 mv "$rootfs/tmp/pip-manifest.txt" "$out/$name.pip.txt"
+# shellcheck disable=SC2016 # dpkg-query's own ${field} syntax
 chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' >"$out/$name.dpkg.txt"
 
 # the image's own files, then what makes each box its own: no machine id, no password
@@ -127,7 +127,7 @@ done
 log "root file system: $(du -sh "$rootfs" | cut -f1) after $((SECONDS - start_s)) s"
 
 # --- 3. the disk: ESP (systemd-boot, kernel, initrd) + ext4 root, GPT by sfdisk ---
-kernel="$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -1)"
+kernel="$(find "$rootfs/boot" -name 'vmlinuz-*' | sort -V | tail -1)"
 initrd="$rootfs/boot/initrd.img-${kernel##*/vmlinuz-}"
 [ -f "$initrd" ] || die "no initrd for $kernel"
 cp "$kernel" "$out/$name.vmlinuz"
