@@ -5,7 +5,9 @@
 # Usage: image_build/x86_64/boot.sh [IMAGE] [TIMEOUT_S]
 #        (default build/image/footfall-x86_64.raw, 1800 s)
 #
-# The image is not changed (qemu -snapshot). KVM is used when /dev/kvm works, else TCG
+# The image is not changed: qemu writes to a throw-away qcow2 overlay of DISK_SIZE (8G),
+# a disk larger than the image, as a box's is, so that first boot's systemd-repart grows
+# the root partition and systemd-growfs its file system. KVM is used when /dev/kvm works, else TCG
 # (-cpu max: numpy needs x86-64-v2). The serial console goes to IMAGE.console.log; the
 # setup token first boot prints there is read back, and the wizard's token page fetched
 # with it to show the box is set-up-able. Prints the seconds to each step; exits 1 when
@@ -14,6 +16,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 image="${1:-$here/../../build/image/footfall-x86_64.raw}"
 timeout_s="${2:-1800}"
+disk_size="${DISK_SIZE:-8G}"
 firmware="${OVMF:-/usr/share/ovmf/OVMF.fd}"
 [ -f "$image" ] || { echo "boot: $image not found (make image)" >&2; exit 2; }
 [ -f "$firmware" ] || { echo "boot: $firmware not found (apt-get install ovmf)" >&2; exit 2; }
@@ -26,12 +29,14 @@ if [ -w /dev/kvm ] && qemu-system-x86_64 -accel kvm -machine none -display none 
   accel=kvm
 fi
 : >"$log"
+disk="$(mktemp "${TMPDIR:-/tmp}/footfall-disk.XXXXXX.qcow2")"
+qemu-img create -q -f qcow2 -b "$(realpath "$image")" -F raw "$disk" "$disk_size"
 qemu-system-x86_64 -machine q35 -accel "$accel" -cpu max -smp 2 -m 2048 \
-  -bios "$firmware" -drive "if=virtio,format=raw,file=$image,snapshot=on" \
+  -bios "$firmware" -drive "if=virtio,format=qcow2,file=$disk" \
   -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:8080" \
   -display none -serial "file:$log" -monitor none -no-reboot &
 qemu=$!
-trap 'kill "$qemu" 2>/dev/null || true; wait "$qemu" 2>/dev/null || true' EXIT
+trap 'kill "$qemu" 2>/dev/null || true; wait "$qemu" 2>/dev/null || true; rm -f "$disk"' EXIT
 echo "boot: qemu ($accel) pid $qemu, console $log, dashboard on 127.0.0.1:$port"
 
 start=$SECONDS
