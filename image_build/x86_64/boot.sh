@@ -23,7 +23,7 @@ firmware="${OVMF:-/usr/share/ovmf/OVMF.fd}"
 command -v qemu-system-x86_64 >/dev/null || { echo "boot: apt-get install qemu-system-x86" >&2; exit 2; }
 log="$image.console.log"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# KVM where the CPU has it and /dev/kvm opens, else TCG (qemu takes the first that works)
+# KVM where the CPU says it has it (here /dev/kvm opens but its MSRs fail), else TCG
 accel=tcg
 if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ]; then
   accel=kvm
@@ -31,7 +31,7 @@ fi
 : >"$log"
 disk="$(mktemp "${TMPDIR:-/tmp}/footfall-disk.XXXXXX.qcow2")"
 qemu-img create -q -f qcow2 -b "$(realpath "$image")" -F raw "$disk" "$disk_size"
-qemu-system-x86_64 -machine q35 -accel kvm -accel tcg -cpu max -smp 2 -m 2048 \
+qemu-system-x86_64 -machine q35 -accel "$accel" -cpu max -smp 2 -m 2048 \
   -bios "$firmware" -drive "if=virtio,format=qcow2,file=$disk" \
   -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:8080" \
   -display none -serial "file:$log" -monitor none -no-reboot &
