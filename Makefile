@@ -9,7 +9,7 @@ ASSETS := $(FOOTFALL_CACHE)/assets
 BASE_STAMP := $(VENV)/.stamp-base
 PEER_STAMP := $(VENV)/.stamp-peer
 
-.PHONY: demo test check bench lint assets venv venv-peer accuracy clean
+.PHONY: demo test check bench lint assets venv venv-peer accuracy clean image image-boot
 
 ## Two dashboards on localhost: vtest.avi through the real pipeline into SQLite, and a
 ## simulated supermarket going on live. Prints both URLs and setup tokens; Ctrl-C stops.
@@ -45,6 +45,16 @@ lint: $(BASE_STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	scripts/check_units.sh
+	scripts/check_image.sh
+
+## The x86_64 box's disk image in build/image/ (as root: mmdebstrap, chroot; minutes, and
+## the box's packages from PyPI), then `make image-boot` boots it under qemu until /healthz
+## answers. image_build/README.md has both, and the Jetson overlay.
+image:
+	image_build/x86_64/build.sh build/image
+
+image-boot:
+	image_build/x86_64/boot.sh build/image/footfall-x86_64.raw
 
 assets: $(ASSETS)/vtest.avi
 

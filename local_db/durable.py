@@ -45,7 +45,7 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o666) -> None:
     """Replace ``path`` with ``data`` atomically: temp file, fsync, rename, fsync of the folder.
 
     The temporary file sits beside ``path`` (``.NAME.PID.THREAD.tmp``) so that the rename
@@ -54,6 +54,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     Args:
         path: The file to create or replace; its folder must exist.
         data: The whole new contents.
+        mode: The new file's permissions (less the umask), set when it is created, so
+            that a secret is never readable by others, not even for a moment.
 
     Raises:
         OSError: The folder is not writable or the disk is full (the old file is then
@@ -61,7 +63,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with tmp.open("wb") as out:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

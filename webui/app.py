@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from appliance.config.live import LiveConfig
 from local_db import connect, migrate
-from webui import auth, editor, pages
+from webui import auth, editor, pages, wizard
 from webui.accounts import secret_key
 from webui.context import DashboardContext, FrameProvider
 from webui.db import close_dbs
@@ -94,6 +94,7 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(editor.bp)
+    app.register_blueprint(wizard.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 

@@ -25,6 +25,7 @@ from appliance.box.logs import setup_logging
 from appliance.cli.alerts import add_alerts_parser
 from appliance.cli.db import add_db_parser
 from appliance.cli.doctor import add_doctor_parser
+from appliance.cli.firstboot import add_firstboot_parser
 from appliance.cli.privacy import add_privacy_parser
 from appliance.cli.sync import add_sync_parser
 from appliance.cli.web import add_web_parser
@@ -652,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_privacy_parser(sub)
     add_alerts_parser(sub)
     add_doctor_parser(sub)
+    add_firstboot_parser(sub)
     add_hub_parser(sub)
     add_sync_parser(sub)
     return parser
