@@ -223,6 +223,56 @@ def test_live_plan_moves_between_two_polls_and_the_heatmap_window_switches(
     steps.no_console_errors("the heatmap page")
 
 
+def live_polls(driver: WebDriver, since_ms: float = 0.0, until_ms: float = 1e18) -> int:
+    """The Live page's polls (htmx XHRs for /live) that started in [since, until) page time."""
+    return int(
+        driver.execute_script(
+            "return performance.getEntriesByType('resource').filter(e =>"
+            " e.initiatorType === 'xmlhttprequest' && new URL(e.name).pathname === '/live'"
+            " && e.startTime >= arguments[0] && e.startTime < arguments[1]).length",
+            since_ms,
+            until_ms,
+        )
+    )
+
+
+def test_live_keeps_polling_and_pauses_while_the_tab_is_hidden(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "live-polling")
+    sign_in(driver, store.url, "manager")
+    driver.get(f"{store.url}/live")
+    wait(driver).until(ec.presence_of_element_located((By.ID, "page-live")))
+    driver.execute_script(
+        "window.seen = [];"
+        "document.addEventListener('visibilitychange', (e) =>"
+        " window.seen.push([document.visibilityState, e.timeStamp]));"
+    )
+    clock = (By.CSS_SELECTOR, "#page-live h1 small")
+    clocks = [driver.find_element(*clock).text]
+    for n in range(1, 6):  # five polls, each a new fragment with a new time
+        wait(driver).until(lambda d, n=n: live_polls(d) >= n)
+        wait(driver).until(lambda d: d.find_element(*clock).text not in clocks)
+        clocks.append(driver.find_element(*clock).text)
+    assert len(set(clocks)) == 6, clocks
+    steps.shot("polled-five-times")
+
+    page = driver.current_window_handle
+    driver.switch_to.new_window("tab")  # the Live tab is now hidden
+    time.sleep(2.5 * 2)  # long enough for two polls, had the hidden tab polled
+    driver.close()
+    driver.switch_to.window(page)
+    wait(driver).until(lambda d: len(d.execute_script("return window.seen")) >= 2)
+    (hidden, hidden_at), (shown, shown_at) = driver.execute_script("return window.seen")[:2]
+    assert (hidden, shown) == ("hidden", "visible")
+    assert shown_at - hidden_at > 4000
+    assert live_polls(driver, hidden_at, shown_at) == 0  # nothing while hidden
+    wait(driver).until(lambda d: live_polls(d, shown_at, shown_at + 1000) >= 1)  # at once
+    wait(driver).until(lambda d: live_polls(d, shown_at + 1000) >= 2)  # and it goes on
+    steps.shot("shown-again")
+    steps.no_console_errors("the live page")
+
+
 def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(
     store: Store, driver: WebDriver, artifacts: Path
 ) -> None:
