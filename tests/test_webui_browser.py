@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,11 @@ def live_polls(driver: WebDriver, since_ms: float = 0.0, until_ms: float = 1e18)
     )
 
 
+def polled(n: int) -> Callable[[WebDriver], bool]:
+    """A wait condition: the Live page has polled at least ``n`` times."""
+    return lambda d: live_polls(d) >= n
+
+
 def test_live_keeps_polling_and_pauses_while_the_tab_is_hidden(
     store: Store, driver: WebDriver, artifacts: Path
 ) -> None:
@@ -251,7 +256,7 @@ def test_live_keeps_polling_and_pauses_while_the_tab_is_hidden(
     clock = (By.CSS_SELECTOR, "#page-live h1 small")
     clocks = [driver.find_element(*clock).text]
     for n in range(1, 6):  # five polls, each a new fragment with a new time
-        wait(driver).until(lambda d, n=n: live_polls(d) >= n)
+        wait(driver).until(polled(n))
         wait(driver).until(lambda d: d.find_element(*clock).text not in clocks)
         clocks.append(driver.find_element(*clock).text)
     assert len(set(clocks)) == 6, clocks
