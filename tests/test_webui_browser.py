@@ -278,6 +278,92 @@ def test_live_keeps_polling_and_pauses_while_the_tab_is_hidden(
     steps.no_console_errors("the live page")
 
 
+#: every page an installer (who sees them all) can open, by the name of its screenshot
+ALL_PAGES = {
+    "today": "/",
+    "live": "/live",
+    "heatmap": "/heatmap",
+    "dwell": "/dwell",
+    "queues": "/queues",
+    "flow": "/flow",
+    "trends": "/trends",
+    "compare": "/compare",
+    "alerts": "/alerts",
+    "health": "/health",
+    "accounts": "/users",
+    "password": "/account/password",
+    "installer": "/installer/",
+    "calibration": "/installer/cameras/west",
+}
+WIDTHS = (390, 768, 1024, 1280, 1920)
+#: docs/screenshots/ is rewritten only when this names a folder (``make screenshots``)
+SCREENSHOTS = os.environ.get("FOOTFALL_SCREENSHOTS")
+SHOT_WIDTHS = (1024, 390)
+_LAYOUT = """
+const vw = document.documentElement.clientWidth, bad = [];
+const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+  + (typeof el.className === 'string' && el.className.trim()
+     ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) { continue; }
+  if (r.right > vw + 1 || r.left < -1) {
+    bad.push(`${name(el)} spans ${Math.round(r.left)}..${Math.round(r.right)} of ${vw} px`);
+  }
+  const overflow = getComputedStyle(el).overflowX, field = el.matches('input, select, textarea');
+  if (overflow !== 'visible' && !field && el.scrollWidth > el.clientWidth + 1) {
+    bad.push(`${name(el)} clips ${el.scrollWidth} px into ${el.clientWidth} px`);
+  }
+}
+const who = document.querySelector('.who'), w = who && who.getBoundingClientRect();
+const seen = !!w && w.width > 0 && w.left >= 0 && w.right <= vw
+  && getComputedStyle(who).visibility === 'visible';
+return {bad: bad.slice(0, 12), who: seen ? who.textContent.trim() : null,
+        height: document.documentElement.scrollHeight};
+"""
+_DRAWN = """
+return [...document.querySelectorAll('script.chart-data')].every(b =>
+  document.querySelector('#' + b.dataset.target + ' canvas'));
+"""
+
+
+def viewport(driver: WebDriver, width: int, height: int = 900) -> None:
+    """Emulate a screen exactly ``width`` CSS pixels wide."""
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+def test_every_page_fits_every_width_with_the_user_shown(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "layout")
+    sign_in(driver, store.url, "installer")
+    problems: dict[str, list[str]] = {}
+    try:
+        for width in WIDTHS:
+            viewport(driver, width)
+            for name, path in ALL_PAGES.items():
+                driver.get(f"{store.url}{path}")
+                wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, "main > *")))
+                wait(driver).until(lambda d: d.execute_script(_DRAWN))
+                seen = driver.execute_script(_LAYOUT)
+                if seen["who"] != "installer · installer":
+                    seen["bad"].append(f"the user and role are not visible: {seen['who']}")
+                if seen["bad"]:
+                    problems[f"{name} at {width} px"] = seen["bad"]
+                steps.no_console_errors(f"{name} at {width} px")
+                if SCREENSHOTS and width in SHOT_WIDTHS:
+                    viewport(driver, width, min(int(seen["height"]), 6000))
+                    folder = Path(SCREENSHOTS)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    assert driver.save_screenshot(str(folder / f"{name}-{width}.png"))
+                    viewport(driver, width)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    report = "\n".join(f"{where}: {'; '.join(what)}" for where, what in problems.items())
+    assert not problems, f"layout problems:\n{report}"
+
+
 def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(
     store: Store, driver: WebDriver, artifacts: Path
 ) -> None:

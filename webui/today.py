@@ -121,9 +121,10 @@ def visitors(conn: sqlite3.Connection, s: Scope, t0_ms: int) -> Visitors:
     until = analysed_until(conn, s.store_id, t0_ms, s.now_ms)
     analysed = people_in(conn, s.store_id, t0_ms, until) if until is not None else None
     start = until if until is not None else t0_ms
-    open_part = None
-    if s.now_ms - start <= OPEN_SPAN_MAX_MS and s.now_ms > start:
-        open_part = entries_since(conn, s.config, start, s.now_ms)
+    open_part: int | None = 0  # a replay may have analysed past now: nothing is open then
+    if s.now_ms > start:
+        late = s.now_ms - start > OPEN_SPAN_MAX_MS
+        open_part = None if late else entries_since(conn, s.config, start, s.now_ms)
     counted = [n for n in (analysed, open_part) if n is not None]
     total = sum(counted) if (until is not None or open_part) else None
     week_ago = add_local_days(s.now_ms, -7, s.tz)
