@@ -30,11 +30,20 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from appliance.analytics.engine import analyze_range
+from appliance.analytics.engine import BUCKET_MS, analyze_range
+from appliance.analytics.live import snapshot
 from appliance.config import load_config
 from lab.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
 from local_db import DbWriter, connect
-from tests.webui_support import PASSWORD, REPO, make_app, store_copy
+from tests.webui_support import (
+    PASSWORD,
+    REPO,
+    build_sim_store,
+    make_app,
+    stop_analysis_at,
+    store_copy,
+    visitors_by_engine,
+)
 from vision.ring_buffer import FrameRingBuffer
 from vision.snapshots import frame_provider
 from webui.serve import RunningServer, start_server
@@ -362,6 +371,44 @@ def test_every_page_fits_every_width_with_the_user_shown(
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     report = "\n".join(f"{where}: {'; '.join(what)}" for where, what in problems.items())
     assert not problems, f"layout problems:\n{report}"
+
+
+def test_today_headline_numbers_match_the_database(
+    tmp_path: Path, driver: WebDriver, artifacts: Path
+) -> None:
+    (tmp_path / "sim").mkdir()
+    sim = build_sim_store(tmp_path / "sim")
+    config = load_config(sim.config)
+    analysed_to = sim.start_ms + 3 * BUCKET_MS
+    now = analysed_to + 150_000  # the minute analysis has not closed the bucket of now
+    shutil.copyfile(sim.db, tmp_path / "box.db")
+    stop_analysis_at(tmp_path / "box.db", analysed_to)
+    app = make_app(tmp_path, sim.config)
+    app.config["FOOTFALL_CLOCK"] = lambda: now / 1000
+    visitors = visitors_by_engine(tmp_path / "box.db", config, analysed_to, now)
+    conn = connect(tmp_path / "box.db", readonly=True)
+    try:
+        inside = snapshot(conn, config, now).store_occupancy
+    finally:
+        conn.close()
+    server = start_server(app)
+    try:
+        sign_in(driver, server.url, "manager")
+        driver.get(f"{server.url}/")
+        shown = wait(driver).until(ec.presence_of_element_located((By.ID, "today-visitors")))
+        assert shown.find_element(By.TAG_NAME, "strong").text == str(visitors)
+        inside_now = driver.find_element(By.CSS_SELECTOR, "#today-inside #store-occupancy strong")
+        assert inside_now.text == str(inside)
+        assert "of 250 allowed" in driver.find_element(By.ID, "today-inside").text
+        assert "17:00–18:00" in driver.find_element(By.ID, "today-peak").text
+        wait(driver).until(lambda d: d.execute_script(_DRAWN))
+        Steps(driver, artifacts, "today").shot("headline")
+        driver.get(f"{server.url}/live")
+        live = wait(driver).until(ec.presence_of_element_located((By.ID, "store-occupancy")))
+        assert live.find_element(By.TAG_NAME, "strong").text == str(inside)  # as on Live
+        Steps(driver, artifacts, "today").no_console_errors("Today and Live")
+    finally:
+        server.stop()
 
 
 def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(

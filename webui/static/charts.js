@@ -65,6 +65,7 @@
       width: width(), height: 260, series: series,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), spec.tz); },
       scales: { x: { time: true, range: function (u, min, max) { return [min, max + step]; } } },
+      legend: { live: false },  // the labels only: no "--" placeholders before a hover
       axes: [{ values: TIME_TICKS }, { label: spec.y }],
       hooks: { drawClear: [coverageBands(spec)] }
     }, data, target);
