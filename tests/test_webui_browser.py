@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,20 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from appliance.analytics.engine import analyze_range
+from appliance.analytics.engine import BUCKET_MS, analyze_range
+from appliance.analytics.live import snapshot
 from appliance.config import load_config
 from lab.replay import ReplayThread, SimReplay, simulate_scenario, start_replay
 from local_db import DbWriter, connect
-from tests.webui_support import PASSWORD, REPO, make_app, store_copy
+from tests.webui_support import (
+    PASSWORD,
+    REPO,
+    build_sim_store,
+    make_app,
+    stop_analysis_at,
+    store_copy,
+    visitors_by_engine,
+)
 from vision.ring_buffer import FrameRingBuffer
 from vision.snapshots import frame_provider
 from webui.serve import RunningServer, start_server
@@ -221,6 +230,185 @@ def test_live_plan_moves_between_two_polls_and_the_heatmap_window_switches(
     assert "window=1h" in driver.current_url  # htmx pushed the window into the address
     steps.shot("heatmap-last-hour")
     steps.no_console_errors("the heatmap page")
+
+
+def live_polls(driver: WebDriver, since_ms: float = 0.0, until_ms: float = 1e18) -> int:
+    """The Live page's polls (htmx XHRs for /live) that started in [since, until) page time."""
+    return int(
+        driver.execute_script(
+            "return performance.getEntriesByType('resource').filter(e =>"
+            " e.initiatorType === 'xmlhttprequest' && new URL(e.name).pathname === '/live'"
+            " && e.startTime >= arguments[0] && e.startTime < arguments[1]).length",
+            since_ms,
+            until_ms,
+        )
+    )
+
+
+def polled(n: int) -> Callable[[WebDriver], bool]:
+    """A wait condition: the Live page has polled at least ``n`` times."""
+    return lambda d: live_polls(d) >= n
+
+
+def test_live_keeps_polling_and_pauses_while_the_tab_is_hidden(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "live-polling")
+    sign_in(driver, store.url, "manager")
+    driver.get(f"{store.url}/live")
+    wait(driver).until(ec.presence_of_element_located((By.ID, "page-live")))
+    driver.execute_script(
+        "window.seen = [];"
+        "document.addEventListener('visibilitychange', (e) =>"
+        " window.seen.push([document.visibilityState, e.timeStamp]));"
+    )
+    clock = (By.CSS_SELECTOR, "#page-live h1 small")
+    clocks = [driver.find_element(*clock).text]
+    for n in range(1, 6):  # five polls, each a new fragment with a new time
+        wait(driver).until(polled(n))
+        wait(driver).until(lambda d: d.find_element(*clock).text not in clocks)
+        clocks.append(driver.find_element(*clock).text)
+    assert len(set(clocks)) == 6, clocks
+    steps.shot("polled-five-times")
+
+    page = driver.current_window_handle
+    driver.switch_to.new_window("tab")  # the Live tab is now hidden
+    time.sleep(2.5 * 2)  # long enough for two polls, had the hidden tab polled
+    driver.close()
+    driver.switch_to.window(page)
+    wait(driver).until(lambda d: len(d.execute_script("return window.seen")) >= 2)
+    (hidden, hidden_at), (shown, shown_at) = driver.execute_script("return window.seen")[:2]
+    assert (hidden, shown) == ("hidden", "visible")
+    assert shown_at - hidden_at > 4000
+    assert live_polls(driver, hidden_at, shown_at) == 0  # nothing while hidden
+    wait(driver).until(lambda d: live_polls(d, shown_at, shown_at + 1000) >= 1)  # at once
+    wait(driver).until(lambda d: live_polls(d, shown_at + 1000) >= 2)  # and it goes on
+    steps.shot("shown-again")
+    steps.no_console_errors("the live page")
+
+
+#: every page an installer (who sees them all) can open, by the name of its screenshot
+ALL_PAGES = {
+    "today": "/",
+    "live": "/live",
+    "heatmap": "/heatmap",
+    "dwell": "/dwell",
+    "queues": "/queues",
+    "flow": "/flow",
+    "trends": "/trends",
+    "compare": "/compare",
+    "alerts": "/alerts",
+    "health": "/health",
+    "accounts": "/users",
+    "password": "/account/password",
+    "installer": "/installer/",
+    "calibration": "/installer/cameras/west",
+}
+WIDTHS = (390, 768, 1024, 1280, 1920)
+#: docs/screenshots/ is rewritten only when this names a folder (``make screenshots``)
+SCREENSHOTS = os.environ.get("FOOTFALL_SCREENSHOTS")
+SHOT_WIDTHS = (1024, 390)
+_LAYOUT = """
+const vw = document.documentElement.clientWidth, bad = [];
+const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+  + (typeof el.className === 'string' && el.className.trim()
+     ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) { continue; }
+  if (r.right > vw + 1 || r.left < -1) {
+    bad.push(`${name(el)} spans ${Math.round(r.left)}..${Math.round(r.right)} of ${vw} px`);
+  }
+  const overflow = getComputedStyle(el).overflowX, field = el.matches('input, select, textarea');
+  if (overflow !== 'visible' && !field && el.scrollWidth > el.clientWidth + 1) {
+    bad.push(`${name(el)} clips ${el.scrollWidth} px into ${el.clientWidth} px`);
+  }
+}
+const who = document.querySelector('.who'), w = who && who.getBoundingClientRect();
+const seen = !!w && w.width > 0 && w.left >= 0 && w.right <= vw
+  && getComputedStyle(who).visibility === 'visible';
+return {bad: bad.slice(0, 12), who: seen ? who.textContent.trim() : null,
+        height: document.documentElement.scrollHeight};
+"""
+_DRAWN = """
+return [...document.querySelectorAll('script.chart-data')].every(b =>
+  document.querySelector('#' + b.dataset.target + ' canvas'));
+"""
+
+
+def viewport(driver: WebDriver, width: int, height: int = 900) -> None:
+    """Emulate a screen exactly ``width`` CSS pixels wide."""
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+def test_every_page_fits_every_width_with_the_user_shown(
+    store: Store, driver: WebDriver, artifacts: Path
+) -> None:
+    steps = Steps(driver, artifacts, "layout")
+    sign_in(driver, store.url, "installer")
+    problems: dict[str, list[str]] = {}
+    try:
+        for width in WIDTHS:
+            viewport(driver, width)
+            for name, path in ALL_PAGES.items():
+                driver.get(f"{store.url}{path}")
+                wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, "main > *")))
+                wait(driver).until(lambda d: d.execute_script(_DRAWN))
+                seen = driver.execute_script(_LAYOUT)
+                if seen["who"] != "installer · installer":
+                    seen["bad"].append(f"the user and role are not visible: {seen['who']}")
+                if seen["bad"]:
+                    problems[f"{name} at {width} px"] = seen["bad"]
+                steps.no_console_errors(f"{name} at {width} px")
+                if SCREENSHOTS and width in SHOT_WIDTHS:
+                    viewport(driver, width, min(int(seen["height"]), 6000))
+                    folder = Path(SCREENSHOTS)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    assert driver.save_screenshot(str(folder / f"{name}-{width}.png"))
+                    viewport(driver, width)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    report = "\n".join(f"{where}: {'; '.join(what)}" for where, what in problems.items())
+    assert not problems, f"layout problems:\n{report}"
+
+
+def test_today_headline_numbers_match_the_database(
+    tmp_path: Path, driver: WebDriver, artifacts: Path
+) -> None:
+    (tmp_path / "sim").mkdir()
+    sim = build_sim_store(tmp_path / "sim")
+    config = load_config(sim.config)
+    analysed_to = sim.start_ms + 3 * BUCKET_MS
+    now = analysed_to + 150_000  # the minute analysis has not closed the bucket of now
+    shutil.copyfile(sim.db, tmp_path / "box.db")
+    stop_analysis_at(tmp_path / "box.db", analysed_to)
+    app = make_app(tmp_path, sim.config)
+    app.config["FOOTFALL_CLOCK"] = lambda: now / 1000
+    visitors = visitors_by_engine(tmp_path / "box.db", config, analysed_to, now)
+    conn = connect(tmp_path / "box.db", readonly=True)
+    try:
+        inside = snapshot(conn, config, now).store_occupancy
+    finally:
+        conn.close()
+    server = start_server(app)
+    try:
+        sign_in(driver, server.url, "manager")
+        driver.get(f"{server.url}/")
+        shown = wait(driver).until(ec.presence_of_element_located((By.ID, "today-visitors")))
+        assert shown.find_element(By.TAG_NAME, "strong").text == str(visitors)
+        inside_now = driver.find_element(By.CSS_SELECTOR, "#today-inside #store-occupancy strong")
+        assert inside_now.text == str(inside)
+        assert "of 250 allowed" in driver.find_element(By.ID, "today-inside").text
+        assert "17:00–18:00" in driver.find_element(By.ID, "today-peak").text
+        wait(driver).until(lambda d: d.execute_script(_DRAWN))
+        Steps(driver, artifacts, "today").shot("headline")
+        driver.get(f"{server.url}/live")
+        live = wait(driver).until(ec.presence_of_element_located((By.ID, "store-occupancy")))
+        assert live.find_element(By.TAG_NAME, "strong").text == str(inside)  # as on Live
+        Steps(driver, artifacts, "today").no_console_errors("Today and Live")
+    finally:
+        server.stop()
 
 
 def test_installer_draws_a_zone_and_it_is_saved_in_the_yaml(

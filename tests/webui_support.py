@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +17,13 @@ from werkzeug.test import TestResponse
 
 from appliance.alerts import Transition
 from appliance.alerts.log import record
-from appliance.analytics.engine import BUCKET_MS, analyze_range
+from appliance.analytics.engine import BUCKET_MS, LOOKBACK_MS, analyze_range, compute
 from appliance.analytics.ingest import ingest_csv
 from appliance.config import BoxConfig, load_config
 from appliance.config.live import LiveConfig
 from lab.sim import load_scenario, load_store_geometry, simulate
 from local_db import connect, migrate
+from local_db.observations import points_between
 from webui import create_app
 from webui.accounts import ROLES, create_user
 
@@ -136,6 +138,36 @@ def build_sim_store(folder: Path, duration_s: float = 1500, seed: int = 3) -> Si
     finally:
         conn.close()
     return SimStore(db, config_path, start, missing + BUCKET_MS, sim.end_ms, partial, missing)
+
+
+def stop_analysis_at(db: Path, t_ms: int) -> None:
+    """Forget the aggregates from ``t_ms`` on, as if the minute analysis had not got there yet."""
+    conn = sqlite3.connect(db)
+    try:
+        for table in ("agg_windows", "agg_footfall", "agg_occupancy", "agg_queue"):
+            conn.execute(f"DELETE FROM {table} WHERE bucket_ms >= ?", (t_ms,))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def visitors_by_engine(db: Path, config: BoxConfig, analysed_to: int, now_ms: int) -> int:
+    """People in since midnight at ``now``: the stored buckets before ``analysed_to``, and the
+    crossings the engine finds in the open part ``[analysed_to, now)`` (with its full lookback).
+    """
+    conn = connect(db, readonly=True)
+    try:
+        (stored,) = conn.execute(
+            "SELECT coalesce(sum(count), 0) FROM agg_footfall WHERE direction = 'in' "
+            "AND bucket_ms < ?",
+            (analysed_to,),
+        ).fetchone()
+        points = points_between(conn, analysed_to - LOOKBACK_MS, now_ms)
+    finally:
+        conn.close()
+    crossings = compute(points, config, analysed_to, analysed_to + BUCKET_MS).crossings
+    inwards = crossings[crossings["direction"] == "in"]
+    return int(stored) + int(inwards["t_ms"].between(analysed_to, now_ms - 1).sum())
 
 
 def app_on_copy(store: SimStore, tmp_path: Path, now_ms: int) -> Flask:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from webui.blueprint import bp
+from webui.periods import local
 
 _TAGS = {
     "partial": '<span class="tag partial">partial{}</span>',
@@ -46,3 +47,9 @@ def status_tag(status: str, coverage: float | None = None) -> Markup:
 def status_class(status: str) -> str:
     """The row or cell class of a partial, missing or future period."""
     return f"st-{status}" if status in _TAGS else ""
+
+
+@bp.app_template_filter()
+def clock(ms: int, tz: str) -> str:
+    """A UTC millisecond time as the store's local ``HH:MM``."""
+    return f"{local(ms, tz):%H:%M}"

@@ -4,8 +4,16 @@
 (function () {
   "use strict";
 
+  // root itself is included: after an outerHTML swap htmx settles on the new polling
+  // element, which querySelectorAll (descendants only) would never find
+  function pollers(root) {
+    var found = Array.prototype.slice.call(root.querySelectorAll("[data-poll-ms]"));
+    if (root.matches && root.matches("[data-poll-ms]")) { found.unshift(root); }
+    return found;
+  }
+
   function startPolling(root) {
-    root.querySelectorAll("[data-poll-ms]").forEach(function (el) {
+    pollers(root).forEach(function (el) {
       if (el.dataset.pollStarted) { return; }
       el.dataset.pollStarted = "1";
       var ms = parseInt(el.dataset.pollMs, 10) || 2000;

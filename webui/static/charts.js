@@ -65,21 +65,30 @@
       width: width(), height: 260, series: series,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), spec.tz); },
       scales: { x: { time: true, range: function (u, min, max) { return [min, max + step]; } } },
+      legend: { live: false },  // the labels only: no "--" placeholders before a hover
       axes: [{ values: TIME_TICKS }, { label: spec.y }],
       hooks: { drawClear: [coverageBands(spec)] }
     }, data, target);
-    function onResize() {
-      if (!document.body.contains(target)) {  // swapped out by htmx
-        window.removeEventListener("resize", onResize);
-        plot.destroy();
-        return;
-      }
-      plot.setSize({ width: width(), height: 260 });
-    }
-    window.addEventListener("resize", onResize);
+    plots.push({ plot: plot, target: target, width: width });
   }
 
+  // One resize listener for every chart; a chart swapped out by htmx (a poll, a new
+  // window) is destroyed, so a page that polls for hours keeps only the charts it shows.
+  var plots = [];
+  function prune() {
+    plots = plots.filter(function (p) {
+      if (document.body.contains(p.target)) { return true; }
+      p.plot.destroy();
+      return false;
+    });
+  }
+  window.addEventListener("resize", function () {
+    prune();
+    plots.forEach(function (p) { p.plot.setSize({ width: p.width(), height: 260 }); });
+  });
+
   function drawAll(root) {
+    prune();
     root.querySelectorAll("script.chart-data").forEach(draw);
   }
 
