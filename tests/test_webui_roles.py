@@ -77,6 +77,9 @@ ROUTES: dict[str, tuple[str, str, dict[str, int | str]]] = {
     ),
     "/login": ("GET", "/login", OPEN),
     "/setup": ("GET", "/setup", expect(LOGIN, LOGIN, LOGIN, LOGIN)),  # closed once accounts exist
+    # the first-boot wizard: no login (its token is the key), a 404 once setup is done or
+    # on a box that never had a pending setup (tests/test_wizard.py tests it while open)
+    "/wizard": ("GET", "/wizard", expect(404, 404, 404, 404)),
     "/static/<path:filename>": ("GET", "/static/app.css", OPEN),
     "/logout": ("POST", "/logout", expect(LOGIN, LOGIN, LOGIN, LOGIN)),  # asked last: it signs out
     # the box's monitoring endpoints: no store data, no login (webui/ops.py)
