@@ -19,8 +19,5 @@ Where things are:
   the region, last week and last year), ``tables.py`` (each table as display strings,
   so a page and its CSV show the same numbers), ``pos.py`` (POS hours from CSV or the
   signed API), ``dashboard.py`` (the pages; ``templates/``, ``static/`` with vendored
-  htmx).
-
-To come (issue 13's next slices): downlink items in the answer (:mod:`wire.answer`),
-and ``footfall bench hub``.
+  htmx), ``downlink.py`` (each room's items for a box, signed into every answer).
 """

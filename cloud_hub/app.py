@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from cloud_hub import dashboard, pos
+from cloud_hub import dashboard, downlink, pos
 from cloud_hub.ingest import Delivery, IngestError, apply_batch, delivery_seen
 from cloud_hub.registry import active_secrets, store_tz
 from cloud_hub.schema import seen_deliveries
@@ -37,6 +37,7 @@ from wire import (
     HEADER_STORE,
     MAX_BODY_BYTES,
     BodyTooLargeError,
+    DownlinkItem,
     SignatureError,
     TimestampError,
     WireError,
@@ -115,7 +116,16 @@ def _ingest(engine: Engine, now: float) -> Response:
         batch.batch_id, store_id, batch.row_count, ack.applied_rows,
         " (duplicate)" if ack.duplicate else "",
     )  # fmt: skip
-    return Response(encode_answer(ack), status=200, mimetype="application/json")
+    answer = encode_answer(ack, _downlink(engine, store_id, now))
+    return Response(answer, status=200, mimetype="application/json")
+
+
+def _downlink(engine: Engine, store_id: str, now: float) -> list[DownlinkItem]:
+    """The store's downlink items (:mod:`cloud_hub.downlink`), signed with its newest secret."""
+    now_ms = int(now * 1000)
+    with engine.connect() as conn:
+        secrets = active_secrets(conn, store_id, now_ms)
+        return downlink.items_for(conn, store_id, secrets[0], now_ms) if secrets else []
 
 
 POS_PATH = "/api/v1/pos"

@@ -8,11 +8,10 @@
 
 ``applied_rows`` counts rows that changed the hub (new, or a higher ``rev``); a batch id
 the hub has applied before answers ``duplicate: true`` and changes nothing, so the
-sender advances its high-water marks on any ``ack`` for its batch id. Downlink items are
-for later issues (config versions, forecasts, staffing suggestions); each is signed
-with the store's secret over ``<kind>.<id>.<canonical JSON of payload>`` and the box
-must drop an item it cannot verify (:func:`verify_downlink`). Only
-:data:`DOWNLINK_KINDS` exist so far.
+sender advances its high-water marks on any ``ack`` for its batch id. Downlink items
+(:data:`DOWNLINK_KINDS`; the hub's rooms provide them, :mod:`cloud_hub.downlink`) are
+each signed with the store's secret over ``<kind>.<id>.<canonical JSON of payload>`` and the box
+must drop an item it cannot verify (:func:`verify_downlink`).
 """
 
 from __future__ import annotations
@@ -32,7 +31,11 @@ from wire.signing import secret_key
 T = TypeVar("T")
 
 #: The downlink items this protocol version defines.
-DOWNLINK_KINDS: Final = ("config_version",)
+#: ``config_version``: a store config the hub holds for the box (issue 16's remote config);
+#: ``software_update``: the release the box's rollout group should run (issue 16's updates,
+#: verified again by the box's TUF client); ``forecast`` and ``staffing``: next days'
+#: hourly forecast and the staff it needs (issue 14).
+DOWNLINK_KINDS: Final = ("config_version", "software_update", "forecast", "staffing")
 #: The most downlink items one answer carries.
 MAX_DOWNLINK: Final = 100
 
