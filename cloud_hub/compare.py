@@ -1,7 +1,7 @@
 """Multi-store comparison: sums per store-day from the daily rollups, metrics, league tables.
 
-Every number comes from the ``<table>_day`` rollups and ``pos_hours`` summed by day
-(never the 5-minute facts), over the store-days the ledger counts
+Every number comes from ``day_totals`` (the ``<table>_day`` rollups and ``pos_hours``
+summed by store-day at ingest; never the 5-minute facts), over the store-days the ledger counts
 (:data:`cloud_hub.ledger.COUNTED`: complete and partial; arriving, not received and
 missing days are excluded and counted apart). Visitors are the ``in`` crossings of every
 line; dwell is total dwell seconds over visits; queue wait is total wait over people
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from typing import Final
 
-from sqlalchemy import ColumnElement, Connection, Table, func, select
+from sqlalchemy import Connection, select
 
-from cloud_hub.ledger import Ledger, compute
-from cloud_hub.schema import DAILY, pos_hours, stores
+from cloud_hub.ledger import COUNTED, Ledger, compute
+from cloud_hub.schema import day_totals, stores
 
 WEEK: Final = timedelta(days=7)
 YEAR: Final = timedelta(days=364)  # 52 weeks: the same weekday
@@ -108,9 +108,12 @@ class Sums:
     sales: float = 0.0
 
     def __iadd__(self, other: Sums) -> Sums:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name in _SUM_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
+
+
+_SUM_FIELDS: Final = tuple(f.name for f in fields(Sums))
 
 
 def _ratio(top: float, bottom: float) -> float | None:
@@ -162,7 +165,7 @@ class Metrics:
         return _ratio(self.sums.sales, self.sums.transactions)
 
 
-@dataclass
+@dataclass(slots=True)
 class DayFacts:
     """One store-day's sums from the daily rollups and POS hours."""
 
@@ -175,102 +178,61 @@ class DayFacts:
     sales: float = 0.0
 
 
-def _summed(
-    conn: Connection,
-    table: Table,
-    columns: list[str],
-    ids: list[str],
-    days: list[str],
-    *where: ColumnElement[bool],
-) -> dict[tuple[str, str], list[float]]:
-    """Per (store, day) the sums of ``columns`` of a table keyed by ``store_id`` and ``day``."""
-    query = (
-        select(table.c.store_id, table.c.day, *(func.sum(table.c[c]) for c in columns))
-        .where(table.c.store_id.in_(ids), table.c.day.in_(days), *where)
-        .group_by(table.c.store_id, table.c.day)
-    )
-    return {(r[0], r[1]): [v or 0 for v in r[2:]] for r in conn.execute(query)}
+_NO_FACTS: Final = DayFacts()
 
 
 def day_facts(
     conn: Connection, ids: list[str], days: list[date]
 ) -> dict[tuple[str, str], DayFacts]:
-    """Per (store, ISO day) the sums of the daily rollups and of ``pos_hours``."""
+    """Per (store, ISO day) its ``day_totals`` row (the daily rollups' and POS sums)."""
     texts = sorted({d.isoformat() for d in days})
-    facts: dict[tuple[str, str], DayFacts] = defaultdict(DayFacts)
+    facts: dict[tuple[str, str], DayFacts] = {}
     if not ids or not texts:
         return facts
-    foot, dwell, queue = DAILY["agg_footfall"], DAILY["agg_dwell"], DAILY["agg_queue"]
-    for key, (count,) in _summed(
-        conn, foot, ["sum_count"], ids, texts, foot.c.direction == "in"
-    ).items():
-        facts[key].visitors = int(count)
-    for key, (visits, total) in _summed(
-        conn, dwell, ["sum_visits", "sum_total_s"], ids, texts
-    ).items():
-        facts[key].dwell_visits, facts[key].dwell_s = int(visits), float(total)
-    for key, (served, wait) in _summed(
-        conn, queue, ["sum_served", "sum_wait_total_s"], ids, texts
-    ).items():
-        facts[key].served, facts[key].wait_s = int(served), float(wait)
-    for key, (transactions, sales) in _summed(
-        conn, pos_hours, ["transactions", "sales"], ids, texts
-    ).items():
-        facts[key].transactions, facts[key].sales = int(transactions), float(sales)
-    return facts
-    foot, dwell, queue = DAILY["agg_footfall"], DAILY["agg_dwell"], DAILY["agg_queue"]
-    for r in conn.execute(
-        select(foot.c.store_id, foot.c.day, func.sum(foot.c.sum_count))
-        .where(foot.c.store_id.in_(ids), foot.c.day.in_(texts), foot.c.direction == "in")
-        .group_by(foot.c.store_id, foot.c.day)
-    ):
-        facts[(r[0], r[1])].visitors = int(r[2] or 0)
-    for r in conn.execute(
-        select(dwell.c.store_id, dwell.c.day, func.sum(dwell.c.sum_visits),
-               func.sum(dwell.c.sum_total_s))
-        .where(dwell.c.store_id.in_(ids), dwell.c.day.in_(texts))
-        .group_by(dwell.c.store_id, dwell.c.day)
-    ):  # fmt: skip
-        facts[(r[0], r[1])].dwell_visits, facts[(r[0], r[1])].dwell_s = int(r[2] or 0), r[3] or 0.0
-    for r in conn.execute(
-        select(queue.c.store_id, queue.c.day, func.sum(queue.c.sum_served),
-               func.sum(queue.c.sum_wait_total_s))
-        .where(queue.c.store_id.in_(ids), queue.c.day.in_(texts))
-        .group_by(queue.c.store_id, queue.c.day)
-    ):  # fmt: skip
-        facts[(r[0], r[1])].served, facts[(r[0], r[1])].wait_s = int(r[2] or 0), r[3] or 0.0
-    for r in conn.execute(
-        select(pos_hours.c.store_id, pos_hours.c.day, func.sum(pos_hours.c.transactions),
-               func.sum(pos_hours.c.sales))
-        .where(pos_hours.c.store_id.in_(ids), pos_hours.c.day.in_(texts))
-        .group_by(pos_hours.c.store_id, pos_hours.c.day)
-    ):  # fmt: skip
-        facts[(r[0], r[1])].transactions, facts[(r[0], r[1])].sales = int(r[2]), float(r[3])
+    t = day_totals
+    query = select(
+        t.c.store_id, t.c.day, t.c.visitors, t.c.dwell_visits, t.c.dwell_s, t.c.served,
+        t.c.wait_s, t.c.transactions, t.c.sales,
+    ).where(t.c.store_id.in_(ids), t.c.day.in_(texts))  # fmt: skip
+    for store_id, day, *values in conn.execute(query).all():
+        visitors, dwell_visits, dwell_s, served, wait_s, transactions, sales = values
+        facts[(store_id, day)] = DayFacts(
+            visitors, dwell_visits, dwell_s, served, wait_s, transactions, sales or 0.0
+        )
     return facts
 
 
-def _sums(store: StoreRow, days: list[date], ledger: Ledger,
+def _sums(store: StoreRow, days: list[tuple[date, str]], ledger: Ledger,
           facts: dict[tuple[str, str], DayFacts]) -> Sums:  # fmt: skip
-    sums = Sums(area_m2=store.area_m2 or 0.0)
-    for day in days:
-        entry = ledger.days[(store.id, day)]
-        if not entry.counted:
-            sums.excluded += 1
+    """A store's sums over ``days`` (each with its ISO text), counted days only."""
+    counted = excluded = partial = visitors = open_hours = dwell_visits = served = 0
+    pos_visitors = transactions = 0
+    dwell_s = wait_s = sales = 0.0
+    entries, sid = ledger.days, store.id
+    for day, text in days:
+        state = entries[(sid, day)].state
+        if state not in COUNTED:
+            excluded += 1
             continue
-        got = facts.get((store.id, day.isoformat()), DayFacts())
-        sums.days += 1
-        sums.partial += entry.state == "partial"
-        sums.visitors += got.visitors
-        sums.open_hours += store.open_hours(day)
-        sums.dwell_visits += got.dwell_visits
-        sums.dwell_s += got.dwell_s
-        sums.served += got.served
-        sums.wait_s += got.wait_s
+        got = facts.get((sid, text), _NO_FACTS)
+        counted += 1
+        partial += state == "partial"
+        visitors += got.visitors
+        open_hours += store.open_hours(day)
+        dwell_visits += got.dwell_visits
+        dwell_s += got.dwell_s
+        served += got.served
+        wait_s += got.wait_s
         if got.transactions is not None:
-            sums.pos_visitors += got.visitors
-            sums.transactions += got.transactions
-            sums.sales += got.sales
-    return sums
+            pos_visitors += got.visitors
+            transactions += got.transactions
+            sales += got.sales
+    return Sums(
+        days=counted, excluded=excluded, partial=partial, visitors=visitors,
+        open_hours=open_hours, area_m2=store.area_m2 or 0.0, dwell_visits=dwell_visits,
+        dwell_s=dwell_s, served=served, wait_s=wait_s, pos_visitors=pos_visitors,
+        transactions=transactions, sales=sales,
+    )  # fmt: skip
 
 
 def _change(now: float | None, then: float | None) -> float | None:
@@ -302,27 +264,31 @@ def compare(conn: Connection, rows: list[StoreRow], days: list[date], now_ms: in
     pairs = [(s.id, s.tz) for s in rows]
     full = compute(conn, pairs, everything, now_ms)
     facts = day_facts(conn, [s.id for s in rows], everything)
-    result.facts = dict(facts)
+    result.facts = facts
+    shown = set(days)
     result.ledger = Ledger(
-        {k: v for k, v in full.days.items() if k[1] in set(days)}, full.last_batch_ms
+        {k: v for k, v in full.days.items() if k[1] in shown}, full.last_batch_ms
     )
+    keyed = [(d, d.isoformat()) for d in days]
+    keyed_week = [(d, d.isoformat()) for d in last_week]
+    keyed_year = [(d, d.isoformat()) for d in last_year]
     for store in rows:
-        metrics = Metrics(_sums(store, days, full, facts))
+        metrics = Metrics(_sums(store, keyed, full, facts))
         metrics.vs_last_week = _change(
-            metrics.per_open_hour, Metrics(_sums(store, last_week, full, facts)).per_open_hour
+            metrics.per_open_hour, Metrics(_sums(store, keyed_week, full, facts)).per_open_hour
         )
         metrics.vs_last_year = _change(
-            metrics.per_open_hour, Metrics(_sums(store, last_year, full, facts)).per_open_hour
+            metrics.per_open_hour, Metrics(_sums(store, keyed_year, full, facts)).per_open_hour
         )
         result.by_store[store.id] = metrics
         region = result.by_region.setdefault(store.region_id, Metrics(Sums()))
         region.sums += metrics.sums
+    peers: dict[str, list[float]] = defaultdict(list)
     for store in rows:
-        peers = [
-            value for s in rows
-            if s.region_id == store.region_id and (value := result.by_store[s.id].per_open_hour)
-            is not None
-        ]  # fmt: skip
-        mean = sum(peers) / len(peers) if peers else None
+        if (value := result.by_store[store.id].per_open_hour) is not None:
+            peers[store.region_id].append(value)
+    for store in rows:
+        values = peers.get(store.region_id)
+        mean = sum(values) / len(values) if values else None
         result.by_store[store.id].vs_region = _change(result.by_store[store.id].per_open_hour, mean)
     return result

@@ -52,6 +52,9 @@ R = TypeVar("R")
 
 DEFAULT_DAYS: Final = 7
 MAX_DAYS: Final = 366
+#: Stores per page of the league table, and of the ledger page (each with its days).
+LEAGUE_PAGE: Final = 100
+LEDGER_PAGE: Final = 50
 bp = Blueprint("hub", __name__)
 csrf = CSRFProtect()
 
@@ -150,6 +153,19 @@ def _period() -> list[date]:
     if not days_text.isdigit() or not 1 <= int(days_text) <= MAX_DAYS:
         raise BadQueryError(f"days: {days_text[:20]!r} must be 1 to {MAX_DAYS}")
     return period(end, int(days_text))
+
+
+def _paged(table: tables.Table, size: int) -> tables.Pager:
+    """The page of ``table`` the ``page`` query parameter names (1 when absent).
+
+    Raises:
+        BadQueryError: Not a page number of this table.
+    """
+    text = request.args.get("page", "1")
+    count = table.pages(size)
+    if not text.isdigit() or not 1 <= int(text) <= count:
+        raise BadQueryError(f"page: {text[:20]!r} must be 1 to {count}")
+    return table.page(int(text), size)
 
 
 def _compare(conn: Connection, rows: list[StoreRow]) -> Comparison:
@@ -257,7 +273,7 @@ def league() -> str:
         choices = sorted({r for _, _, r in accounts.visible_stores(conn, _me())})
     return _page(
         "hub_league.html", result, fragment="hub_league_fragment.html",
-        table=tables.league(result, sort), region_table=tables.regions(result),
+        pager=_paged(tables.league(result, sort), LEAGUE_PAGE), region_table=tables.regions(result),
         regions=choices, sort=sort, columns=tables.LEAGUE_COLUMNS,
     )  # fmt: skip
 
@@ -386,7 +402,12 @@ def ledger() -> str:
     with _engine().connect() as conn:
         rows = _store_rows(conn, _me(), request.args.get("region") or None)
         result = _ledger_only(conn, rows)
-    return _page("hub_ledger.html", result, table=tables.ledger_table(result.ledger, rows))
+    stores_page = _paged(tables.Table(("store",), [[r.id] for r in rows], [r.id for r in rows]),
+                         LEDGER_PAGE)  # fmt: skip
+    on_page = set(stores_page.table.links)
+    shown = [r for r in rows if r.id in on_page]
+    return _page("hub_ledger.html", result, pager=stores_page,
+                 table=tables.ledger_table(result.ledger, shown))  # fmt: skip
 
 
 @bp.get("/ledger.csv")

@@ -6,8 +6,10 @@ seen before: a replay, :class:`ReplayError`); a batch id already applied answers
 ``<table>_5m`` facts (a row replaces the stored one only with a higher ``rev``), the
 hourly and daily rollups and the ledger hours that the changed rows fall in are
 recomputed from the facts, the ledger days of those hours from the ledger hours
-(:func:`cloud_hub.ledger.day_row`), and the batch id is recorded. Out-of-order and re-revised
-rows therefore leave the rollups equal to the sums of the 5-minute rows.
+(:func:`cloud_hub.ledger.day_row`), the ``day_totals`` of the batch's days from the daily
+rollups (:func:`cloud_hub.day_totals.refresh`), and the batch id is recorded.
+Out-of-order and re-revised rows therefore leave the rollups equal to the sums of the
+5-minute rows.
 
 Every analysis of a bucket on the box gives all of its rows, in every table, one new
 revision (``local_db.aggregates.replace_buckets``), and the bucket's ``agg_windows`` row
@@ -49,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from cloud_hub import day_totals
 from cloud_hub.ledger import LedgerHour, day_bounds, day_row
 from cloud_hub.partitions import ensure_partitions
 from cloud_hub.registry import store_tz
@@ -428,6 +431,12 @@ def apply_batch(engine: Engine, batch: Batch, delivery: Delivery, now_ms: int) -
                 _apply_table(conn, table, rows, batch.store_id, tz, now_ms)
                 for table, rows in batch.tables.items()
             )
+            if buckets:
+                days = [
+                    datetime.fromtimestamp(b / 1000, tz).date()
+                    for b in (min(buckets), max(buckets))
+                ]
+                day_totals.refresh(conn, batch.store_id, days[0], days[1])
             conn.execute(
                 applied_batches.insert().values(
                     store_id=batch.store_id,

@@ -225,7 +225,7 @@ def compute(
                 ledger_days.c.store_id, ledger_days.c.day, ledger_days.c.hours,
                 ledger_days.c.last_received_ms,
             ).where(ledger_days.c.store_id.in_(ids), or_(*ranges))
-        )
+        ).all()
     }  # fmt: skip
     # one index probe per store (a GROUP BY would read each store's whole history)
     latest = (
@@ -242,29 +242,32 @@ def compute(
     ledger.last_batch_ms = dict.fromkeys(ids)
     for store_id, hour, batch_ms in conn.execute(
         select(store_table.c.id, latest, last_batch).where(store_table.c.id.in_(ids))
-    ):
+    ).all():
         newest[store_id], ledger.last_batch_ms[store_id] = hour, batch_ms
-    bounds: dict[tuple[str, date], tuple[int, int]] = {}
+    # per time zone, each day's bounds, hours and how many of them have begun
+    calendar: dict[str, list[tuple[date, str, int, int, int]]] = {}
+    for tz in set(zones.values()):
+        calendar[tz] = []
+        for day in days:
+            start, end = day_bounds(day, zoneinfo.ZoneInfo(tz))
+            length = len(range(start, end, HOUR_MS))
+            begun = min(length, max(0, -(-(now_ms - start) // HOUR_MS)))
+            calendar[tz].append((day, day.isoformat(), end, length, begun))
     decoded: dict[tuple[str, int], tuple[HourState, ...]] = {}
     judged: dict[tuple[tuple[HourState, ...], bool, bool], DayState] = {}
     for store_id, tz in zones.items():
         newest_hour = newest.get(store_id)
-        for day in days:
-            if (tz, day) not in bounds:
-                bounds[(tz, day)] = day_bounds(day, zoneinfo.ZoneInfo(tz))
-            start, end = bounds[(tz, day)]
-            length = len(range(start, end, HOUR_MS))
-            codes, updated = rows.get((store_id, day.isoformat()), ("-" * length, None))
-            begun = min(length, max(0, -(-(now_ms - start) // HOUR_MS)))
-            if (codes, begun) not in decoded:
-                decoded[(codes, begun)] = _hours(codes, begun)
-            states = decoded[(codes, begun)]
+        for day, text, end, length, begun in calendar[tz]:
+            codes, updated = rows.get((store_id, text), ("-" * length, None))
+            states = decoded.get((codes, begun))
+            if states is None:
+                states = decoded[(codes, begun)] = _hours(codes, begun)
             later = newest_hour is not None and newest_hour + HOUR_MS >= end
-            if (states, now_ms < end, later) not in judged:
-                judged[(states, now_ms < end, later)] = _day_state(
+            key = (states, now_ms < end, later)
+            state = judged.get(key)
+            if state is None:
+                state = judged[key] = _day_state(
                     list(states), end, newest_hour if later else None, now_ms
                 )
-            ledger.days[(store_id, day)] = DayLedger(
-                store_id, day, judged[(states, now_ms < end, later)], states, updated
-            )
+            ledger.days[(store_id, day)] = DayLedger(store_id, day, state, states, updated)
     return ledger

@@ -17,11 +17,12 @@ import io
 import math
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Final
 
 from sqlalchemy import Connection, delete
 
+from cloud_hub import day_totals
 from cloud_hub.schema import pos_hours
 
 HEADER: Final = ("hour", "transactions", "sales")
@@ -137,7 +138,11 @@ def _unique(where: str, hours: list[PosHour]) -> list[PosHour]:
 
 
 def store_hours(conn: Connection, store_id: str, hours: list[PosHour], now_ms: int) -> int:
-    """Replace these hours of the store (in the caller's transaction); how many."""
+    """Replace these hours of the store (and their ``day_totals``, in the caller's transaction).
+
+    Returns:
+        How many hours were stored.
+    """
     for hour in hours:
         conn.execute(
             delete(pos_hours).where(
@@ -153,4 +158,6 @@ def store_hours(conn: Connection, store_id: str, hours: list[PosHour], now_ms: i
                 for h in hours
             ],
         )  # fmt: skip
+        days = sorted(date.fromisoformat(h.day) for h in hours)
+        day_totals.refresh(conn, store_id, days[0], days[-1])
     return len(hours)

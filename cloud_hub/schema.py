@@ -26,7 +26,12 @@
   for a viewer: every store), ``hub_sessions`` (server-side sessions, the id only
   hashed), ``hub_settings`` (the cookie key, the pending setup token's hash);
 - ``pos_hours``: point-of-sale transactions and sales per store and local hour (with its
-  local day, for the daily sums), imported by CSV or the signed POS API.
+  local day, for the daily sums), imported by CSV or the signed POS API;
+- ``day_totals``: what the comparison sums, one row per store and local day (visitors,
+  dwell, queue, POS transactions and sales; NULL transactions: no POS data that day),
+  kept from the daily rollups and ``pos_hours`` in the transaction that changes them
+  (:mod:`cloud_hub.day_totals`), so a comparison of 500 stores reads 10,500 rows, not
+  the rollups' 40,000.
 
 The migrations in ``cloud_hub/migrations/versions/`` create exactly these tables (a test
 compares them); change both together.
@@ -173,6 +178,20 @@ pos_hours = Table(
     Column("sales", Float, nullable=False),
     Column("received_ms", BigInteger, nullable=False),
     Index("ix_pos_hours_store_day", "store_id", "day"),
+)
+
+day_totals = Table(
+    "day_totals",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("visitors", BigInteger, nullable=False),
+    Column("dwell_visits", BigInteger, nullable=False),
+    Column("dwell_s", Float, nullable=False),
+    Column("served", BigInteger, nullable=False),
+    Column("wait_s", Float, nullable=False),
+    Column("transactions", BigInteger),  # NULL: no POS hours that day
+    Column("sales", Float),
 )
 
 Rollup = Literal["sum", "max"]

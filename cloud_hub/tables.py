@@ -38,6 +38,19 @@ class Table:
     rows: list[list[str]] = field(default_factory=list)
     links: list[str | None] = field(default_factory=list)
 
+    def pages(self, size: int) -> int:
+        """How many pages of ``size`` rows the table fills (at least one)."""
+        return max(1, -(-len(self.rows) // size))
+
+    def page(self, number: int, size: int) -> Pager:
+        """Page ``number`` (1-based, at most :meth:`pages`) of pages of ``size`` rows."""
+        count = self.pages(size)
+        first = (min(max(number, 1), count) - 1) * size
+        window = Table(self.columns, self.rows[first : first + size],
+                       self.links[first : first + size])  # fmt: skip
+        return Pager(window, first // size + 1, count, first + 1, first + len(window.rows),
+                     len(self.rows))  # fmt: skip
+
     def csv(self) -> str:
         """The table as CSV text."""
         out = io.StringIO()
@@ -45,6 +58,18 @@ class Table:
         writer.writerow(self.columns)
         writer.writerows(self.rows)
         return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Pager:
+    """One page of a long table: its rows, page ``number`` of ``count``, rows ``first..last``."""
+
+    table: Table
+    number: int
+    count: int
+    first: int
+    last: int
+    total: int
 
 
 def cell(value: float | int | None, percent: bool = False) -> str:

@@ -207,7 +207,7 @@ def test_a_viewer_bound_to_a_region_sees_only_it(world: World) -> None:
     assert ves.get(base + "/regions/nord", timeout=30).status_code == 404
 
 
-def test_pages_read_the_rollups_never_the_5_minute_facts(world: World) -> None:
+def test_pages_read_the_day_totals_never_the_5_minute_facts(world: World) -> None:
     from sqlalchemy import event
 
     from cloud_hub.app import create_app
@@ -242,7 +242,7 @@ def test_pages_read_the_rollups_never_the_5_minute_facts(world: World) -> None:
         assert client.get(path, query_string=year).status_code == 200, path
     engine.dispose()
     assert statements and not [s for s in statements if "_5m" in s]
-    assert any("agg_footfall_day" in s for s in statements)
+    assert any("FROM day_totals" in s for s in statements)
 
 
 def test_a_manager_uploads_pos_for_her_stores_only(world: World) -> None:

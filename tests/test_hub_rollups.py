@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 import wire
-from cloud_hub.schema import DAILY, FACTS, HOURLY, ledger_hours
+from cloud_hub.schema import DAILY, FACTS, HOURLY, day_totals, ledger_hours
 from tests.hub_support import Hub, batch_of, footfall_rows, occupancy_rows, window_rows
 
 T0 = 1_711_836_000_000  # 2024-03-30 22:00 UTC; Berlin goes to summer time at 01:00 UTC
@@ -154,6 +154,17 @@ def test_rollups_and_ledger_equal_the_5_minute_rows_after_out_of_order_revised_i
         assert ledger == ledger_expect
         if tz_name == "Asia/Kolkata":  # local hours start at half past the UTC hour
             assert {h % 3_600_000 for h in ledger} == {1_800_000}
+
+        # the comparison's day totals: the "in" crossings of the final rows, per local day
+        visitors: dict[str, int] = defaultdict(int)
+        for (table, _), row in truth.items():
+            if table == "agg_footfall" and row["direction"] == "in":
+                visitors[_local(row["bucket_ms"], tz)[1]] += row["count"]
+        totals = {
+            r.day: r.visitors
+            for r in conn.execute(select(day_totals).where(day_totals.c.store_id == store))
+        }
+        assert totals == visitors and sum(totals.values()) > 0
 
 
 def _hour_code(buckets: int, complete: int, missing: int) -> str:

@@ -22,7 +22,7 @@ import math
 import re
 import uuid
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -93,38 +93,92 @@ def _check_int(value: object, path: str, low: int, high: int = INT64_MAX) -> int
     return value
 
 
+def _is_int(value: object, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
 def _check_value(column: Column, value: object, path: str) -> object:
-    """The value, checked against its column (reals come back as floats)."""
+    """The value, checked against its column (reals come back as floats).
+
+    ``path`` is the row's; the column's name is added to it only in an error.
+    """
+    kind = column.kind
     if value is None:
         if column.nullable:
             return None
-        raise WireError("must not be null", path)
-    kind = column.kind
+        raise WireError("must not be null", f"{path}.{column.name}")
     if kind in ("int", "count", "bucket"):
         low = -INT64_MAX - 1 if kind == "int" else 0
-        number = _check_int(value, path, low, MAX_BUCKET_MS if kind == "bucket" else INT64_MAX)
+        high = MAX_BUCKET_MS if kind == "bucket" else INT64_MAX
+        number = value if _is_int(value, low, high) else _check_int(
+            value, f"{path}.{column.name}", low, high)  # fmt: skip
+        assert isinstance(number, int)
         if kind == "bucket" and number % BUCKET_MS:
-            raise WireError(f"{number} is not a multiple of {BUCKET_MS} (5-minute buckets)", path)
+            raise WireError(f"{number} is not a multiple of {BUCKET_MS} (5-minute buckets)",
+                            f"{path}.{column.name}")  # fmt: skip
         return number
     if kind == "real":
+        if type(value) is float and math.isfinite(value):
+            return value
         if not isinstance(value, int | float) or isinstance(value, bool):
-            raise WireError(f"expected a number, got {_type_name(value)}", path)
+            raise WireError(f"expected a number, got {_type_name(value)}", f"{path}.{column.name}")
         if not math.isfinite(value):
-            raise WireError(f"non-finite number {value}", path)
+            raise WireError(f"non-finite number {value}", f"{path}.{column.name}")
         return float(value)
     if kind == "counts":
+        where = f"{path}.{column.name}"
         if not isinstance(value, list):
-            raise WireError(f"expected a list of counts, got {_type_name(value)}", path)
+            raise WireError(f"expected a list of counts, got {_type_name(value)}", where)
         if len(value) > MAX_BINS:
-            raise WireError(f"{len(value)} bins, at most {MAX_BINS}", path)
-        return [_check_int(v, f"{path}[{i}]", 0) for i, v in enumerate(value)]
+            raise WireError(f"{len(value)} bins, at most {MAX_BINS}", where)
+        if all(_is_int(v, 0, INT64_MAX) for v in value):
+            return value
+        return [_check_int(v, f"{where}[{i}]", 0) for i, v in enumerate(value)]
     if not isinstance(value, str):
-        raise WireError(f"expected a string, got {_type_name(value)}", path)
+        raise WireError(f"expected a string, got {_type_name(value)}", f"{path}.{column.name}")
     if kind == "enum" and value not in column.choices:
-        raise WireError(f"{value!r} is not one of {', '.join(column.choices)}", path)
+        raise WireError(f"{value!r} is not one of {', '.join(column.choices)}",
+                        f"{path}.{column.name}")  # fmt: skip
     if kind == "ident" and not IDENT.fullmatch(value):
-        raise WireError(f"{value[:80]!r} is not an identifier ([a-z0-9_-], ≤ 63)", path)
+        raise WireError(f"{value[:80]!r} is not an identifier ([a-z0-9_-], ≤ 63)",
+                        f"{path}.{column.name}")  # fmt: skip
     return value
+
+
+def _accepts(column: Column) -> Callable[[object], bool]:
+    """A quick test that a value is already valid and final for ``column``.
+
+    A value it refuses goes through :func:`_check_value`, which converts it (an integer
+    real becomes a float) or raises the error with its path.
+    """
+    kind, choices = column.kind, column.choices
+    if kind in ("count", "int"):
+        low = 0 if kind == "count" else -INT64_MAX - 1
+        return lambda v: type(v) is int and low <= v <= INT64_MAX
+    if kind == "bucket":
+        return lambda v: type(v) is int and 0 <= v <= MAX_BUCKET_MS and not v % BUCKET_MS
+    if kind == "real":
+        return lambda v: type(v) is float and math.isfinite(v)
+    if kind == "counts":
+        return lambda v: (type(v) is list and len(v) <= MAX_BINS
+                          and all(type(n) is int and 0 <= n <= INT64_MAX for n in v))  # fmt: skip
+    if kind == "enum":
+        return lambda v: type(v) is str and v in choices
+    if kind == "ident":
+        return lambda v: type(v) is str and IDENT.fullmatch(v) is not None
+    return lambda v: type(v) is str
+
+
+Accepting = tuple[tuple[Column, Callable[[object], bool]], ...]
+_ACCEPTS: dict[TableShape, Accepting] = {}
+
+
+def _accepting(shape: TableShape) -> Accepting:
+    """Each column of ``shape`` with its quick test (made once per shape)."""
+    found = _ACCEPTS.get(shape)
+    if found is None:
+        found = _ACCEPTS[shape] = tuple((c, _accepts(c)) for c in shape.columns)
+    return found
 
 
 def check_row(shape: TableShape, row: object, path: str) -> Row:
@@ -141,17 +195,24 @@ def check_row(shape: TableShape, row: object, path: str) -> Row:
     Raises:
         WireError: Not an object, a missing or unknown column, or a bad value.
     """
+    return _check_row(shape, _accepting(shape), row, path)
+
+
+def _check_row(shape: TableShape, accepting: Accepting, row: object, path: str) -> Row:
     if not isinstance(row, dict):
         raise WireError(f"expected an object, got {_type_name(row)}", path)
     names = shape.column_names
-    for name in row:
-        if name not in names:
-            raise WireError(f"unknown column {name[:80]!r} of {shape.name}", path)
+    if row.keys() != names:
+        for name in row:
+            if name not in names:
+                raise WireError(f"unknown column {name[:80]!r} of {shape.name}", path)
+        for column in shape.columns:
+            if column.name not in row:
+                raise WireError(f"missing column {column.name!r}", path)
     checked: Row = {}
-    for column in shape.columns:
-        if column.name not in row:
-            raise WireError(f"missing column {column.name!r}", path)
-        checked[column.name] = _check_value(column, row[column.name], f"{path}.{column.name}")
+    for column, accepts in accepting:
+        value = row[column.name]
+        checked[column.name] = value if accepts(value) else _check_value(column, value, path)
     return checked
 
 
@@ -160,9 +221,11 @@ def _check_table(shape: TableShape, rows: object, path: str) -> list[Row]:
         raise WireError(f"expected a list of rows, got {_type_name(rows)}", path)
     seen: dict[tuple[object, ...], int] = {}
     checked = []
+    key_names = [c.name for c in shape.key]
+    accepting = _accepting(shape)
     for i, raw in enumerate(rows):
-        row = check_row(shape, raw, f"{path}[{i}]")
-        key = tuple(row[c.name] for c in shape.key)
+        row = _check_row(shape, accepting, raw, f"{path}[{i}]")
+        key = tuple(row[name] for name in key_names)
         if key in seen:
             raise WireError(f"the same natural key as [{seen[key]}]", f"{path}[{i}]")
         seen[key] = i
@@ -264,11 +327,13 @@ def gunzip(body: bytes, max_bytes: int = MAX_JSON_BYTES) -> bytes:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    document: dict[str, object] = {}
-    for key, value in pairs:
-        if key in document:
-            raise WireError(f"duplicate key {key[:80]!r} in an object")
-        document[key] = value
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise WireError(f"duplicate key {key[:80]!r} in an object")
+            seen.add(key)
     return document
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final, Literal
 
 #: The aggregates' bucket: 5 minutes, aligned to the UTC epoch.
@@ -57,12 +58,12 @@ class TableShape:
     key: tuple[Column, ...]
     values: tuple[Column, ...]
 
-    @property
+    @cached_property
     def columns(self) -> tuple[Column, ...]:
         """Key and value columns, then ``rev``."""
         return (*self.key, *self.values, REV)
 
-    @property
+    @cached_property
     def column_names(self) -> frozenset[str]:
         """The exact set of names a row must have."""
         return frozenset(c.name for c in self.columns)

@@ -17,7 +17,8 @@ in bulk (``COPY`` on PostgreSQL, one ``executemany`` transaction on SQLite) into
 the pages read: the daily rollups of those tables, ``ledger_hours`` (per local hour,
 mostly complete, with partial, missing and not-received hours and outage days) and
 ``ledger_days`` made from them by :func:`cloud_hub.ledger.day_row` (what ingest runs),
-POS hours 09-21, and one applied batch per store-day (a catching-up box's shape). The
+POS hours 09-21, ``day_totals`` made from those by :func:`cloud_hub.day_totals.refresh`
+(what ingest and the POS import run), and one applied batch per store-day (a catching-up box's shape). The
 year's hourly rollups and 5-minute rows are not loaded: no page reads them (a test
 asserts it); the ingested days have theirs. Each page, CSV and the JSON API is then
 requested through Flask's test client as an admin (every store) and as a regional
@@ -47,6 +48,7 @@ import requests
 from sqlalchemy import Engine, Table, func, select, text
 
 import wire
+from cloud_hub import day_totals
 from cloud_hub.accounts import create_user
 from cloud_hub.db import migrate, open_engine
 from cloud_hub.ledger import LedgerHour, day_bounds, day_row
@@ -333,6 +335,8 @@ def load_history(
                         f'INSERT INTO "{name}" ({", ".join(columns)}) VALUES ({marks})', table_rows
                     )
                 counts[name] = counts.get(name, 0) + len(table_rows)
+    with engine.begin() as conn:
+        day_totals.refresh(conn)  # what ingest and the POS import keep, for the loaded days
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
@@ -430,7 +434,8 @@ def bench_hub(
         "history": (
             f"{history_days} days before the ingested ones, bulk-loaded (COPY on PostgreSQL, "
             "executemany on SQLite): the daily rollups, ledger_hours, ledger_days made by "
-            "cloud_hub.ledger.day_row (what ingest runs), POS hours, one applied batch per "
+            "cloud_hub.ledger.day_row (what ingest runs), POS hours, day_totals made by "
+            "cloud_hub.day_totals.refresh (what ingest runs), one applied batch per "
             "store-day; not the year's hourly rollups or 5-minute rows (no page reads them)"
         ),
         "ingest": {}, "pages": {},
