@@ -28,12 +28,15 @@ import logging
 import os
 import time
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -66,7 +69,7 @@ from cloud_hub.schema import (
     rollup_name,
     seen_deliveries,
 )
-from wire import TABLES, TOLERANCE_S, Ack, Batch
+from wire import TABLES, TOLERANCE_S, Ack, Batch, Row, TableShape
 
 logger = logging.getLogger(__name__)
 
@@ -140,37 +143,102 @@ def _hour_expr(bucket: ColumnElement[int], phase: int) -> ColumnElement[int]:
     return bucket - shifted % literal(HOUR_MS, BigInteger)
 
 
-def _upsert(conn: Connection, facts: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert or replace (higher ``rev`` only) rows; the buckets of the rows that changed.
+_STAGED: dict[str, Table] = {}
 
-    On PostgreSQL the rows are first ``COPY``-ed into a temporary table and upserted from
-    there in one statement (binding thousands of parameters cost more than the upsert).
+
+def _staging(conn: Connection, facts: Table) -> Table:
+    """The connection's temporary staging table for ``facts`` (created once a connection)."""
+    name = f"staging_{facts.name}"
+    created = conn.connection.info.setdefault("footfall_staging", set())
+    if name not in created:
+        conn.exec_driver_sql(
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{name}" '
+            f'(LIKE "{facts.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
+        )
+        created.add(name)
+    if name not in _STAGED:
+        _STAGED[name] = Table(name, MetaData(), *(Column(c.name, c.type) for c in facts.columns))
+    return _STAGED[name]
+
+
+def _copy_rows(
+    conn: Connection, into: str, shape: TableShape, rows: Sequence[Row], store_id: str,
+    now_ms: int,
+) -> None:  # fmt: skip
+    """``COPY`` a table's rows (with the store and arrival time) into ``into`` (PostgreSQL)."""
+    names = [c.name for c in shape.columns]
+    jsoned = {i for i, c in enumerate(shape.columns) if c.kind == "counts"}
+    get, tail = itemgetter(*names), (store_id, now_ms)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    sql = f'COPY "{into}" ({", ".join(names)}, store_id, received_ms) FROM STDIN'
+    with cursor.copy(sql) as copy:
+        for row in rows:
+            values = get(row)
+            if jsoned:
+                values = tuple(json.dumps(v) if i in jsoned else v for i, v in enumerate(values))
+            copy.write_row(values + tail)
+
+
+def _copy_new(
+    conn: Connection, facts: str, shape: TableShape, rows: Sequence[Row], store_id: str,
+    now_ms: int,
+) -> Counter[int] | None:  # fmt: skip
+    """``COPY`` rows straight into the facts if none of them is there yet (PostgreSQL).
+
+    The common case, a box sending buckets the hub has not seen, then costs what a plain
+    ``COPY`` costs. One row already stored (a re-sent or re-analysed bucket) makes the
+    ``COPY`` fail on the primary key; it is rolled back to its savepoint and None tells
+    the caller to upsert instead.
+    """
+    savepoint = conn.begin_nested()
+    try:
+        _copy_rows(conn, facts, shape, rows, store_id, now_ms)
+    except UniqueViolation:
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    return Counter(int(row["bucket_ms"]) for row in rows)  # type: ignore[call-overload]
+
+
+def _upsert(
+    conn: Connection, table: str, rows: Sequence[Row], store_id: str, now_ms: int
+) -> Counter[int]:
+    """Insert or replace (higher ``rev`` only) a table's rows; per bucket, the rows changed.
+
+    On PostgreSQL new rows are ``COPY``-ed straight in (:func:`_copy_new`); otherwise they
+    are ``COPY``-ed into a temporary table and upserted from there in one statement
+    (binding thousands of parameters cost more than the upsert), which answers one count
+    per bucket rather than one row per changed row.
     """
     if not rows:
-        return []
+        return Counter()
+    facts, shape = FACTS[table], TABLES[table]
     postgres = conn.dialect.name == "postgresql"
     statement = (postgresql if postgres else sqlite).insert(facts)
     keys = [c.name for c in facts.primary_key.columns]
     names = [c.name for c in facts.columns]
     if postgres:
-        staging = f"staging_{facts.name}"
-        conn.exec_driver_sql(
-            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" '
-            f'(LIKE "{facts.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
-        )
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f'COPY "{staging}" ({", ".join(names)}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row[name] for name in names])
-        staged = Table(staging, MetaData(), *(Column(c.name, c.type) for c in facts.columns))
+        fresh = _copy_new(conn, facts.name, shape, rows, store_id, now_ms)
+        if fresh is not None:
+            return fresh
+        staged = _staging(conn, facts)
+        _copy_rows(conn, staged.name, shape, rows, store_id, now_ms)
         statement = statement.from_select(names, select(staged))
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=keys,
         set_={c.name: statement.excluded[c.name] for c in facts.columns if c.name not in keys},
         where=facts.c.rev < statement.excluded.rev,
     ).returning(facts.c.bucket_ms)
-    result = conn.execute(statement) if postgres else conn.execute(statement, list(rows))
-    return [row.bucket_ms for row in result]
+    if postgres:
+        changed = upsert.cte("changed")
+        counted = select(changed.c.bucket_ms, func.count()).group_by(changed.c.bucket_ms)
+        return Counter(dict(conn.execute(counted).tuples().all()))
+    prepared = [
+        {**row, "store_id": store_id, "received_ms": now_ms}
+        | ({"hist": json.dumps(row["hist"])} if "hist" in row else {})
+        for row in rows
+    ]
+    return Counter(bucket for (bucket,) in conn.execute(upsert, prepared).tuples().all())
 
 
 def _rollup_columns(table: str, source: Table, from_rollup: bool) -> list[ColumnElement[Any]]:
@@ -291,27 +359,22 @@ def _recompute_ledger_day(
 def _apply_table(
     conn: Connection,
     table: str,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Row],
     store_id: str,
     tz: zoneinfo.ZoneInfo,
     now_ms: int,
 ) -> int:
     """Upsert one table's rows and recompute what they changed; the rows that changed."""
-    prepared = [
-        {**row, "store_id": store_id, "received_ms": now_ms}
-        | ({"hist": json.dumps(row["hist"])} if "hist" in row else {})
-        for row in rows
-    ]
-    changed = _upsert(conn, FACTS[table], prepared)
+    changed = _upsert(conn, table, rows, store_id, now_ms)
     _recompute(conn, table, store_id, changed, tz)
-    return len(changed)
+    return sum(changed.values())
 
 
 def _recompute(
     conn: Connection, table: str, store_id: str, changed: Iterable[int], tz: zoneinfo.ZoneInfo
 ) -> None:
     """Recompute the rollups (and for windows the ledger) of the buckets in ``changed``."""
-    hours = {_hour_ms(bucket, tz) for bucket in changed}
+    hours = {_hour_ms(bucket, tz) for bucket in set(changed)}
     # local hours at a half-hour offset start mid-UTC-hour: a run keeps one phase
     for phase in {h % HOUR_MS for h in hours}:
         for run in _runs(h for h in hours if h % HOUR_MS == phase):
