@@ -74,7 +74,7 @@ def ensure_partitions(engine: Engine, buckets_ms: Iterable[int]) -> None:
     if engine.dialect.name != "postgresql":
         return
     tables = [facts.name for facts in FACTS.values()]
-    for year, month in sorted({month_of(b) for b in buckets_ms}):
+    for year, month in sorted({month_of(b) for b in set(buckets_ms)}):
         tag = f"{year:04d}m{month:02d}"
         key = (engine.url.render_as_string(), tag)
         if key in _known:

@@ -24,6 +24,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Final
 
 from wire.errors import BodyTooLargeError, UnknownSchemaError, WireError
@@ -219,13 +220,13 @@ def _check_row(shape: TableShape, accepting: Accepting, row: object, path: str) 
 def _check_table(shape: TableShape, rows: object, path: str) -> list[Row]:
     if not isinstance(rows, list):
         raise WireError(f"expected a list of rows, got {_type_name(rows)}", path)
-    seen: dict[tuple[object, ...], int] = {}
+    seen: dict[object, int] = {}
     checked = []
-    key_names = [c.name for c in shape.key]
+    key_of = itemgetter(*(c.name for c in shape.key))
     accepting = _accepting(shape)
     for i, raw in enumerate(rows):
         row = _check_row(shape, accepting, raw, f"{path}[{i}]")
-        key = tuple(row[name] for name in key_names)
+        key = key_of(row)
         if key in seen:
             raise WireError(f"the same natural key as [{seen[key]}]", f"{path}[{i}]")
         seen[key] = i
