@@ -402,6 +402,13 @@ def _drop_stale(
         return 0
     revision = {int(row["bucket_ms"]): int(row["rev"]) for row in windows}
     low, high = min(revision), max(revision)
+    stored = FACTS["agg_windows"]
+    older = select(stored.c.bucket_ms).where(
+        stored.c.store_id == store_id, stored.c.bucket_ms.between(low, high),
+        stored.c.rev < max(revision.values()),
+    ).limit(1)  # fmt: skip
+    if conn.execute(older).first() is None:
+        return 0  # no older analysis of these buckets here (batches carry whole buckets)
     dropped = 0
     for table, facts in FACTS.items():
         if table == "agg_windows":
