@@ -147,8 +147,11 @@ def _heartbeat(engine: Engine, now: float) -> Response:
             if delivery_seen(conn, delivery):
                 raise RefusedError(409, f"replayed delivery: heartbeat {delivery.msg_id} "
                                         "was received before")  # fmt: skip
-            conn.execute(seen_deliveries.insert().values(
-                store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s))
+            conn.execute(
+                seen_deliveries.insert().values(
+                    store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
+                )
+            )
             heartbeats.store_heartbeat(conn, store_id, beat, int(now * 1000))
     except heartbeats.HeartbeatError as exc:
         raise RefusedError(exc.status, exc.reason) from exc

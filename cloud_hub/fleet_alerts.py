@@ -116,8 +116,7 @@ class MailNotifier:
         message["From"], message["To"] = self.sender, ", ".join(self.recipients)
         message["Subject"] = f"footfall: box {event.store_id} {event.kind} {event.event}"
         message.set_content(
-            f"Store {event.store_id}: {event.kind} alert {event.event}.\n"
-            f"Reason: {event.reason}\n"
+            f"Store {event.store_id}: {event.kind} alert {event.event}.\nReason: {event.reason}\n"
         )
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
             smtp.send_message(message)
@@ -142,8 +141,9 @@ def _evaluate(conn: Connection, box: heartbeats.BoxStatus, now_ms: int) -> None:
     if box.status == "degraded":
         wanted.add("degraded")
     for kind in sorted(wanted - set(open_alerts)):
-        conn.execute(fleet_alerts.insert().values(
-            store_id=box.store_id, kind=kind, reason=box.reason[:2000], raised_ms=now_ms))  # fmt: skip
+        row = {"store_id": box.store_id, "kind": kind, "reason": box.reason[:2000],
+               "raised_ms": now_ms}  # fmt: skip
+        conn.execute(fleet_alerts.insert().values(row))
         logger.warning("fleet: %s %s: %s", box.store_id, kind, box.reason)
     for kind, (alert_id, raised_ms) in open_alerts.items():
         if kind in wanted:
@@ -160,10 +160,12 @@ def _evaluate(conn: Connection, box: heartbeats.BoxStatus, now_ms: int) -> None:
 
 def _unsent(conn: Connection) -> list[AlertEvent]:
     rows = conn.execute(
-        select(fleet_alerts).where(
+        select(fleet_alerts)
+        .where(
             fleet_alerts.c.raise_sent_ms.is_(None)
             | (fleet_alerts.c.cleared_ms.is_not(None) & fleet_alerts.c.clear_sent_ms.is_(None))
-        ).order_by(fleet_alerts.c.id)
+        )
+        .order_by(fleet_alerts.c.id)
     )
     events = []
     for r in rows:
@@ -177,7 +179,9 @@ def _unsent(conn: Connection) -> list[AlertEvent]:
 
 
 def _claim(engine: Engine, event: AlertEvent, value: int | None) -> bool:
-    column = fleet_alerts.c.raise_sent_ms if event.event == "raised" else fleet_alerts.c.clear_sent_ms
+    column = (
+        fleet_alerts.c.raise_sent_ms if event.event == "raised" else fleet_alerts.c.clear_sent_ms
+    )
     with engine.begin() as conn:
         query = fleet_alerts.update().where(fleet_alerts.c.id == event.alert_id)
         query = query.where(column.is_(None) if value is not None else column.is_not(None))
@@ -235,7 +239,9 @@ def notifiers_from_env(environ: Mapping[str, str]) -> list[Notifier]:
     if url:
         secret = environ.get("FOOTFALL_HUB_ALERT_WEBHOOK_SECRET", "")
         if not secret:
-            raise ValueError("FOOTFALL_HUB_ALERT_WEBHOOK_URL needs FOOTFALL_HUB_ALERT_WEBHOOK_SECRET")
+            raise ValueError(
+                "FOOTFALL_HUB_ALERT_WEBHOOK_URL needs FOOTFALL_HUB_ALERT_WEBHOOK_SECRET"
+            )
         found.append(WebhookNotifier(url, secret))
     smtp = environ.get("FOOTFALL_HUB_SMTP", "")
     if smtp:

@@ -73,9 +73,11 @@ def store_heartbeat(conn: Connection, store_id: str, beat: Heartbeat, now_ms: in
         conn.execute(box_heartbeats.insert().values(store_id=store_id, **values))
     conn.execute(
         heartbeat_history.insert().values(
-            store_id=store_id, received_ms=now_ms, status=beat["status"],
+            store_id=store_id,
+            received_ms=now_ms,
+            status=beat["status"],
             reasons=json.dumps(beat["reasons"]),
-        )  # fmt: skip
+        )
     )
     keep_from = conn.execute(
         select(heartbeat_history.c.id)
@@ -150,8 +152,12 @@ def status_of(
     if found is None:
         return BoxStatus(store_id, name, region_id, "never seen", "no heartbeat received")
     received_ms, beat = found
-    common: dict[str, Any] = {"last_seen_ms": received_ms, "software": beat["software"],
-                              "config_version": beat["config"]["version"], "beat": beat}  # fmt: skip
+    common: dict[str, Any] = {
+        "last_seen_ms": received_ms,
+        "software": beat["software"],
+        "config_version": beat["config"]["version"],
+        "beat": beat,
+    }
     silent_ms = now_ms - received_ms
     if silent_ms > offline_after_ms:
         reason = f"no heartbeat for {silent_ms // 60_000} min"

@@ -157,9 +157,14 @@ def save_version(
     version = Version(number, parent, text, text_hash(text), author, now_ms)
     conn.execute(
         store_configs.insert().values(
-            store_id=store_id, version=number, parent=parent, yaml=text, hash=version.hash,
-            author=author, created_ms=now_ms,
-        )  # fmt: skip
+            store_id=store_id,
+            version=number,
+            parent=parent,
+            yaml=text,
+            hash=version.hash,
+            author=author,
+            created_ms=now_ms,
+        )
     )
     logger.info("config version %d of %s saved by %s (parent %s)", number, store_id, author,
                 parent)  # fmt: skip
