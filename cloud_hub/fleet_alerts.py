@@ -4,7 +4,7 @@
 ``fleet_alerts`` with hysteresis:
 
 * ``offline`` is raised only after the offline threshold without a heartbeat, and cleared
-  after :data:`CLEAR_AFTER` heartbeats received since it was raised;
+  after :data:`CLEAR_AFTER` heartbeats newer than the last one before the silence;
 * ``degraded`` is raised when the box reports degraded (or rejected a config) while it is
   reporting, and cleared only after its :data:`CLEAR_AFTER` newest heartbeats are all ok.
 
@@ -123,11 +123,11 @@ class MailNotifier:
 
 
 def _open(conn: Connection, store_id: str) -> dict[str, tuple[int, int]]:
-    """The store's open alerts: kind → (id, raised_ms)."""
+    """The store's open alerts: kind → (id, the box's newest heartbeat when raised)."""
     return {
-        r.kind: (int(r.id), int(r.raised_ms))
+        r.kind: (int(r.id), int(r.seen_ms or 0))
         for r in conn.execute(
-            select(fleet_alerts.c.id, fleet_alerts.c.kind, fleet_alerts.c.raised_ms).where(
+            select(fleet_alerts.c.id, fleet_alerts.c.kind, fleet_alerts.c.seen_ms).where(
                 fleet_alerts.c.store_id == store_id, fleet_alerts.c.cleared_ms.is_(None)
             )
         )
@@ -142,15 +142,16 @@ def _evaluate(conn: Connection, box: heartbeats.BoxStatus, now_ms: int) -> None:
         wanted.add("degraded")
     for kind in sorted(wanted - set(open_alerts)):
         row = {"store_id": box.store_id, "kind": kind, "reason": box.reason[:2000],
-               "raised_ms": now_ms}  # fmt: skip
+               "raised_ms": now_ms, "seen_ms": box.last_seen_ms}  # fmt: skip
         conn.execute(fleet_alerts.insert().values(row))
         logger.warning("fleet: %s %s: %s", box.store_id, kind, box.reason)
-    for kind, (alert_id, raised_ms) in open_alerts.items():
+    for kind, (alert_id, seen_ms) in open_alerts.items():
         if kind in wanted:
             continue
-        since = heartbeats.recent_statuses(conn, box.store_id, raised_ms)
-        cleared = len(since) >= CLEAR_AFTER and (
-            kind == "offline" or all(s == "ok" for s in since[:CLEAR_AFTER])
+        # offline: heartbeats since the one before it went silent; degraded: the newest
+        newer = heartbeats.recent_statuses(conn, box.store_id, seen_ms if kind == "offline" else 0)
+        cleared = len(newer) >= CLEAR_AFTER and (
+            kind == "offline" or all(s == "ok" for s in newer[:CLEAR_AFTER])
         )
         if cleared:
             conn.execute(fleet_alerts.update().where(fleet_alerts.c.id == alert_id)

@@ -279,6 +279,7 @@ fleet_alerts = Table(
     Column("kind", String(16), nullable=False),  # offline | degraded
     Column("reason", Text, nullable=False),
     Column("raised_ms", BigInteger, nullable=False),
+    Column("seen_ms", BigInteger, nullable=True),  # the box's newest heartbeat then
     Column("cleared_ms", BigInteger, nullable=True),
     Column("raise_sent_ms", BigInteger, nullable=True),  # NULL: not notified yet
     Column("clear_sent_ms", BigInteger, nullable=True),

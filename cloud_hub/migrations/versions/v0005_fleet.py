@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("raised_ms", sa.BigInteger, nullable=False),
+        sa.Column("seen_ms", sa.BigInteger, nullable=True),
         sa.Column("cleared_ms", sa.BigInteger, nullable=True),
         sa.Column("raise_sent_ms", sa.BigInteger, nullable=True),
         sa.Column("clear_sent_ms", sa.BigInteger, nullable=True),
