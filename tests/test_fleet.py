@@ -153,8 +153,8 @@ def ops() -> Iterator[tuple[Webhook, Inbox, list[Any]]]:
     port = free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port)
     smtp.start()
-    notifiers = [WebhookNotifier(hook.url, secret),
-                 MailNotifier("127.0.0.1", port, "hub@example.org", ["ops@example.org"])]  # fmt: skip
+    mail = MailNotifier("127.0.0.1", port, "hub@example.org", ["ops@example.org"])
+    notifiers = [WebhookNotifier(hook.url, secret), mail]
     try:
         yield hook, inbox, notifiers
     finally:
