@@ -170,3 +170,23 @@ def test_the_hubs_config_validation_loads_no_box_runtime() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=120, check=True)  # fmt: skip
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_ops_alert_destinations_come_from_the_environment_or_refuse_half_of_one() -> None:
+    from cloud_hub.fleet_alerts import MailNotifier, WebhookNotifier, notifiers_from_env
+
+    assert notifiers_from_env({}) == []
+    found = notifiers_from_env({
+        "FOOTFALL_HUB_ALERT_WEBHOOK_URL": "https://ops.example/hook",
+        "FOOTFALL_HUB_ALERT_WEBHOOK_SECRET": "whsec_c2VjcmV0",
+        "FOOTFALL_HUB_SMTP": "mail.example:2525",
+        "FOOTFALL_HUB_ALERT_MAIL_FROM": "hub@example.org",
+        "FOOTFALL_HUB_ALERT_MAIL_TO": "a@example.org, b@example.org",
+    })  # fmt: skip
+    assert isinstance(found[0], WebhookNotifier) and isinstance(found[1], MailNotifier)
+    assert (found[1].host, found[1].port, list(found[1].recipients)) == (
+        "mail.example", 2525, ["a@example.org", "b@example.org"])  # fmt: skip
+    with pytest.raises(ValueError, match="WEBHOOK_SECRET"):
+        notifiers_from_env({"FOOTFALL_HUB_ALERT_WEBHOOK_URL": "https://ops.example/hook"})
+    with pytest.raises(ValueError, match="host:port"):
+        notifiers_from_env({"FOOTFALL_HUB_SMTP": "mail.example"})
