@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from cloud_hub import dashboard, downlink, pos
+from cloud_hub import dashboard, downlink, fleet_pages, heartbeats, pos
 from cloud_hub.ingest import Delivery, IngestError, apply_batch, delivery_seen
 from cloud_hub.registry import active_secrets, store_tz
 from cloud_hub.schema import seen_deliveries
@@ -36,6 +36,7 @@ from wire import (
     BATCH_PATH,
     HEADER_STORE,
     MAX_BODY_BYTES,
+    Ack,
     BodyTooLargeError,
     DownlinkItem,
     SignatureError,
@@ -47,6 +48,7 @@ from wire import (
     parse_headers,
     verify,
 )
+from wire.heartbeat import HEARTBEAT_PATH, decode_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,38 @@ def _downlink(engine: Engine, store_id: str, now: float) -> list[DownlinkItem]:
         return downlink.items_for(conn, store_id, secrets[0], now_ms) if secrets else []
 
 
+def _heartbeat(engine: Engine, now: float) -> Response:
+    """Store a box's signed heartbeat (:mod:`cloud_hub.heartbeats`); answer its downlink."""
+    body = request.get_data(cache=False)
+    store_id, delivery = _authenticate(engine, body, now)
+    try:
+        beat = decode_heartbeat(body)
+    except BodyTooLargeError as exc:
+        raise RefusedError(413, exc.reason, exc.path) from exc
+    except WireError as exc:
+        raise RefusedError(400, exc.reason, exc.path) from exc
+    if beat["heartbeat_id"] != delivery.msg_id:
+        raise RefusedError(400, f"webhook-id {delivery.msg_id!r} is not the heartbeat id")
+    try:
+        with engine.begin() as conn:
+            if delivery_seen(conn, delivery):
+                raise RefusedError(409, f"replayed delivery: heartbeat {delivery.msg_id} "
+                                        "was received before")  # fmt: skip
+            conn.execute(
+                seen_deliveries.insert().values(
+                    store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
+                )
+            )
+            heartbeats.store_heartbeat(conn, store_id, beat, int(now * 1000))
+    except heartbeats.HeartbeatError as exc:
+        raise RefusedError(exc.status, exc.reason) from exc
+    logger.info("heartbeat from %s: %s, config version %s", store_id, beat["status"],
+                beat["config"]["version"])  # fmt: skip
+    ack = Ack(beat["heartbeat_id"], 0, False)
+    answer = encode_answer(ack, _downlink(engine, store_id, now))
+    return Response(answer, status=200, mimetype="application/json")
+
+
 POS_PATH = "/api/v1/pos"
 
 
@@ -203,6 +237,10 @@ def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
     def batches() -> Response:
         return answer(_ingest, "batch")
 
+    @app.post(HEARTBEAT_PATH)
+    def heartbeat() -> Response:
+        return answer(_heartbeat, "heartbeat")
+
     @app.post(POS_PATH)
     def pos_hours() -> Response:
         return answer(_pos, "POS hours")
@@ -228,4 +266,5 @@ def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
         return _json(status, {"error": reason})
 
     dashboard.install(app, engine, clock)
+    fleet_pages.install(app)
     return app

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from flask import Flask
     from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
@@ -98,13 +99,31 @@ def cmd_hub_serve(args: argparse.Namespace) -> int:
         print(f"hub: {url}", flush=True)  # the first line: scripts wait for it
         _print_setup_token(engine, url)
 
+    app = create_app(engine)
+    _watch_fleet(engine, app)
     try:
-        serve(create_app(engine), args.host, args.port, ready)
+        serve(app, args.host, args.port, ready)
     except OSError as exc:
         raise HubCommandError(
             "serve", f"cannot listen on {args.host}:{args.port}: {exc}", EXIT_FAIL
         ) from exc
     return EXIT_OK
+
+
+def _watch_fleet(engine: Engine, app: Flask) -> None:
+    """Start the ops alerts' thread when the environment names a destination."""
+    import os
+
+    from cloud_hub.fleet_alerts import FleetWatch, notifiers_from_env
+    from cloud_hub.fleet_pages import offline_after_ms
+
+    try:
+        notifiers = notifiers_from_env(os.environ)
+    except ValueError as exc:
+        raise HubCommandError("serve", exc, EXIT_BAD_INPUT) from exc
+    if notifiers:
+        FleetWatch(engine, offline_after_ms(app), notifiers).start()
+        logger.info("fleet alerts to %s", ", ".join(n.name for n in notifiers))
 
 
 def cmd_hub_store_add(args: argparse.Namespace) -> int:

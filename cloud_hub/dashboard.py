@@ -475,7 +475,7 @@ def install(app: Flask, engine: Engine, clock: Callable[[], float] = time.time) 
 
     @app.context_processor
     def _globals() -> dict[str, object]:
-        return {"user": current_user() if request.blueprint == "hub" else None}
+        return {"user": current_user() if request.blueprint in ("hub", "fleet") else None}
 
     @app.after_request
     def _headers(response: BaseResponse) -> BaseResponse:

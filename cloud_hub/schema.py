@@ -264,3 +264,55 @@ def _rollup(shape: TableShape, grain: str) -> Table:
 FACTS: Final[dict[str, Table]] = {name: _facts(shape) for name, shape in TABLES.items()}
 HOURLY: Final[dict[str, Table]] = {name: _rollup(s, "hour") for name, s in TABLES.items()}
 DAILY: Final[dict[str, Table]] = {name: _rollup(s, "day") for name, s in TABLES.items()}
+
+# --- the fleet (issue 16): heartbeats, ops alerts, remote configuration ------------------
+
+box_heartbeats = Table(
+    "box_heartbeats",  # each store's newest heartbeat
+    metadata,
+    Column("store_id", String(64), ForeignKey("stores.id"), primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("sent_ms", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # ok | degraded, as the box says
+    Column("software", String(64), nullable=False),
+    Column("config_version", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),  # the heartbeat's JSON (wire.heartbeat)
+)
+
+heartbeat_history = Table(
+    "heartbeat_history",  # the last HISTORY_PER_STORE heartbeats of each store
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), ForeignKey("stores.id"), nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reasons", Text, nullable=False),  # JSON list
+    Index("ix_heartbeat_history_store_received", "store_id", "received_ms"),
+)
+
+fleet_alerts = Table(
+    "fleet_alerts",  # an ops alert: raised once, cleared once, each notified once
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), ForeignKey("stores.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # offline | degraded
+    Column("reason", Text, nullable=False),
+    Column("raised_ms", BigInteger, nullable=False),
+    Column("seen_ms", BigInteger, nullable=True),  # the box's newest heartbeat then
+    Column("cleared_ms", BigInteger, nullable=True),
+    Column("raise_sent_ms", BigInteger, nullable=True),  # NULL: not notified yet
+    Column("clear_sent_ms", BigInteger, nullable=True),
+    Index("ix_fleet_alerts_store", "store_id", "cleared_ms"),
+)
+
+store_configs = Table(
+    "store_configs",  # each store's config versions edited on the hub
+    metadata,
+    Column("store_id", String(64), ForeignKey("stores.id"), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("parent", BigInteger, nullable=True),  # the box's version it was edited from
+    Column("yaml", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)

@@ -394,3 +394,25 @@ def _m0008_alert_summaries(conn: sqlite3.Connection) -> None:
             active_s REAL NOT NULL,           -- seconds of the bucket an alert was active
             PRIMARY KEY (store_id, bucket_ms, rule_id, target)) WITHOUT ROWID"""
     )
+
+
+@migration("0009_fleet")
+def _m0009_fleet(conn: sqlite3.Connection) -> None:
+    """The config versions the box ran (its own edits and the hub's) and the hub's it refused."""
+    conn.execute(
+        """CREATE TABLE config_versions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            version INTEGER NOT NULL,         -- the newest row is the version in use
+            parent INTEGER,                   -- the version it was edited from
+            hash TEXT NOT NULL,               -- SHA-256 of the file's bytes
+            source TEXT NOT NULL CHECK (source IN ('hub', 'box')),
+            item_id TEXT,                     -- the hub's downlink item it came in (hub)
+            applied_ms INTEGER NOT NULL)"""
+    )
+    conn.execute(
+        """CREATE TABLE config_rejections (
+            item_id TEXT PRIMARY KEY,         -- the hub's downlink item
+            version INTEGER NOT NULL,
+            error TEXT NOT NULL,              -- FILE:LINE: key: message, or the conflict
+            rejected_ms INTEGER NOT NULL) WITHOUT ROWID"""
+    )

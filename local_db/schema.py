@@ -317,6 +317,29 @@ TABLES: Final[dict[str, TableDoc]] = {
             "received_ms": "when, UTC epoch ms",
         },
     ),
+    "config_versions": TableDoc(
+        "the store config versions the box ran: its own edits and the hub's",
+        "until deleted by hand",
+        {
+            "id": "row id (the newest is the version in use)",
+            "version": "the version's number",
+            "parent": "the version it was edited from",
+            "hash": "SHA-256 of the file",
+            "source": "hub or box (an edit on the box)",
+            "item_id": "the hub's downlink item it came in",
+            "applied_ms": "when, UTC epoch ms",
+        },
+    ),
+    "config_rejections": TableDoc(
+        "config versions from the hub the box refused (the old one kept running)",
+        "until deleted by hand",
+        {
+            "item_id": "the hub's downlink item",
+            "version": "its version",
+            "error": "why (FILE:LINE: key: message, or a conflict)",
+            "rejected_ms": "when, UTC epoch ms",
+        },
+    ),
 }
 
 #: The tables a sync may send to the hub, every column as the schema has it (fnmatch).

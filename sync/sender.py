@@ -37,6 +37,7 @@ import requests
 
 from local_db import connect, outbox
 from sync.batches import ROW_BUDGET, next_batch
+from sync.heartbeat import Agent, HeartbeatError, send_heartbeat
 from sync.status import lag_s
 from wire import (
     BATCH_PATH,
@@ -186,6 +187,8 @@ class Sender:
         clock: UTC seconds (signatures, backoff, the lag).
         sleep: Waits between attempts.
         rng: The jitter's randomness.
+        agent: The box's heartbeat facts and downlink actions (a heartbeat follows each
+            scheduled push; :meth:`beat`).
     """
 
     def __init__(
@@ -201,6 +204,7 @@ class Sender:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        agent: Agent | None = None,
     ) -> None:
         self.db_path = db_path
         self.target = target
@@ -216,6 +220,7 @@ class Sender:
         self._body: tuple[str, bytes] | None = None  # the pending batch's, built once
         self._refused = False  # this sender had a refusal (a new one tries once at start)
         self._url = target.url.rstrip("/") + BATCH_PATH
+        self.agent = agent
 
     def _now_ms(self) -> int:
         return round(self._clock() * 1000)
@@ -229,9 +234,36 @@ class Sender:
             HubRejectedError: The hub refused the batch (health shows the job failed).
         """
         result = self.push()
+        self.beat()
         if result.state == "rejected":
             raise HubRejectedError(f"the hub refused the pending batch: {result.error}")
         return result
+
+    def beat(self) -> str | None:
+        """Act on the downlink, send a heartbeat, act on its answer's downlink.
+
+        Returns:
+            None when delivered (or there is no agent), else why not (logged).
+        """
+        if self.agent is None:
+            return None
+        self.agent.act()
+        beat = self.agent.facts()
+        try:
+            _ack, items = send_heartbeat(
+                self._session, self.target.url, self.target.secrets, beat, self._timestamp(),
+                self.timeout_s, MAX_ANSWER_BYTES,
+            )  # fmt: skip
+        except HeartbeatError as exc:
+            logger.warning("sync: heartbeat %s not delivered%s: %s", beat["heartbeat_id"],
+                           " (refused)" if exc.rejected else "", exc)  # fmt: skip
+            return str(exc)
+        with closing(connect(self.db_path)) as conn:
+            outbox.record_downlink(
+                conn, self.target.store_id, [self._verified(i) for i in items], self._now_ms()
+            )
+        self.agent.act()
+        return None
 
     def lag_s(self) -> float | None:
         """Seconds since the oldest write the hub has not acknowledged (0: all sent).

@@ -142,9 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.box.runtime import Box
     from appliance.box.scheduler import BoxScheduler
     from appliance.cli.alerts import report_setup_error
-    from appliance.cli.sync import SyncSetupError, hub_target
+    from appliance.cli.sync import SyncSetupError, box_sender
     from appliance.config.live import LiveConfig
-    from sync import Sender
     from webui import create_app
     from webui.ops import WebServer, ops_blueprint
     from webui.serve import setup_token
@@ -155,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         box = Box(live, Path(args.db).expanduser() if args.db else None)
         box.db_path.parent.mkdir(parents=True, exist_ok=True)
         # the hub section is read once, at start (a change needs a restart)
-        sender = Sender(box.db_path, hub_target(config, live.path)) if config.hub else None
+        sender = box_sender(config, live, box) if config.hub else None
 
         def system() -> SystemState:
             return measure_system(box.db_path, None if sender is None else sender.lag_s())

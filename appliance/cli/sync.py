@@ -10,11 +10,15 @@ import time
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import BoxConfig, ConfigError, load_config
 from local_db import connect, migrate
 from sync import HubTarget, SecretError, Sender, load_secrets, sync_status
+
+if TYPE_CHECKING:
+    from appliance.box.runtime import Box
+    from appliance.config.live import LiveConfig
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,22 @@ def hub_target(config: BoxConfig, config_path: Path) -> HubTarget:
         key = "secret_env" if hub.secret_env else "secret_file"
         raise SyncSetupError(f"{config_path}: hub.{key}: {exc}") from None
     return HubTarget(hub.url, hub.store_id or config.store.id, config.store.id, tuple(secrets))
+
+
+def box_sender(config: BoxConfig, live: LiveConfig, box: Box) -> Sender:
+    """``footfall run``'s sender: its heartbeats carry the box's health, configs go live.
+
+    Raises:
+        SyncSetupError: As :func:`hub_target`.
+    """
+    from appliance.box.heartbeat import BoxAgent
+    from appliance.box.remote_config import RemoteConfig
+
+    target = hub_target(config, live.path)
+    remote = RemoteConfig(live.path, box.db_path, target.store_id, live)
+    agent = BoxAgent(config, live.path, box.db_path, target.store_id, health=box.health,
+                     remote=remote)  # fmt: skip
+    return Sender(box.db_path, target, agent=agent)
 
 
 def _db_path(config: BoxConfig, db: str | None) -> Path:
@@ -113,9 +133,13 @@ def cmd_sync_push(args: argparse.Namespace) -> int:
     setup = _setup(args)
     if setup is None:
         return EXIT_BAD_INPUT
-    _config, target, db = setup
-    sender = Sender(db, target, run_budget_s=args.budget_s)
+    config, target, db = setup
+    from appliance.box.heartbeat import BoxAgent
+
+    agent = BoxAgent(config, Path(args.config), db, target.store_id)
+    sender = Sender(db, target, run_budget_s=args.budget_s, agent=agent)
     result = sender.push(max_batches=1 if args.once else None, force=True)
+    beat_error = sender.beat()
     print(
         f"sync: {result.batches} batch(es), {result.rows} rows acknowledged by {target.url} "
         f"({result.duplicates} duplicate(s)), {result.attempts} request(s): {result.state}"
@@ -123,6 +147,7 @@ def cmd_sync_push(args: argparse.Namespace) -> int:
     )
     if result.downlink_accepted or result.downlink_rejected:
         print(f"downlink: {result.downlink_accepted} accepted, {result.downlink_rejected} rejected")
+    print(f"heartbeat: {beat_error or 'delivered'}")
     return EXIT_OK if result.state in ("synced", "partial") else EXIT_FAIL
 
 

@@ -18,8 +18,8 @@ the pages read: the daily rollups of those tables, ``ledger_hours`` (per local h
 mostly complete, with partial, missing and not-received hours and outage days) and
 ``ledger_days`` made from them by :func:`cloud_hub.ledger.day_row` (what ingest runs),
 POS hours 09-21, ``day_totals`` made from those by :func:`cloud_hub.day_totals.refresh`
-(what ingest and the POS import run), and one applied batch per store-day (a catching-up box's shape). The
-year's hourly rollups and 5-minute rows are not loaded: no page reads them (a test
+(what ingest and the POS import run), and one applied batch per store-day (a catching-up
+box's shape). The year's hourly rollups and 5-minute rows are not loaded: no page reads them (a test
 asserts it); the ingested days have theirs. Each page, CSV and the JSON API is then
 requested through Flask's test client as an admin (every store) and as a regional
 manager (one region of :data:`STORES_PER_REGION`), with the default period (the 7

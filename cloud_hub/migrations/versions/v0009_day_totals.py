@@ -4,7 +4,7 @@ Small (one row per store-day), so not partitioned. Filled here by the function i
 the POS import keep it with (:func:`cloud_hub.day_totals.refresh`), over every store.
 
 Revision ID: 0009
-Revises: 0004
+Revises: v0005_fleet
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from cloud_hub.day_totals import refresh
 
 revision = "0009"
-down_revision = "0004"
+down_revision = "v0005_fleet"
 branch_labels = None
 depends_on = None
 
