@@ -498,18 +498,25 @@ def install(app: Flask, engine: Engine, clock: Callable[[], float] = time.time) 
         return render_template("hub_error.html", code=400, message=str(exc)), 400
 
 
-@bp.before_request
 def _protect() -> None:
     """Every dashboard POST carries the session's CSRF token."""
     if request.method == "POST":
         csrf.protect()
 
 
-@bp.errorhandler(403)
 def _forbidden(_exc: Exception) -> tuple[str, int]:
     return render_template("hub_error.html", code=403, message="Your role cannot do this."), 403
 
 
-@bp.errorhandler(404)
 def _not_found(_exc: Exception) -> tuple[str, int]:
     return render_template("hub_error.html", code=404, message="No such page."), 404
+
+
+def guard(blueprint: Blueprint) -> None:
+    """Give a blueprint of hub pages the CSRF check on POST and the hub's 403 and 404 pages."""
+    blueprint.before_request(_protect)
+    blueprint.register_error_handler(403, _forbidden)
+    blueprint.register_error_handler(404, _not_found)
+
+
+guard(bp)

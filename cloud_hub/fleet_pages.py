@@ -20,7 +20,7 @@ from flask import url_for as flask_url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from cloud_hub import accounts, heartbeats, store_config, tables
-from cloud_hub.dashboard import _csv, _engine, _me, _now_ms, csrf, signed_in
+from cloud_hub.dashboard import _csv, _engine, _me, _now_ms, guard, signed_in
 
 logger = logging.getLogger(__name__)
 
@@ -154,18 +154,4 @@ def _offline_min() -> float:
     return value if value > 0 else float(heartbeats.OFFLINE_AFTER_MIN)
 
 
-@bp.before_request
-def _protect() -> None:
-    """Every POST carries the session's CSRF token (as the dashboard's)."""
-    if request.method == "POST":
-        csrf.protect()
-
-
-@bp.errorhandler(403)
-def _forbidden(_exc: Exception) -> tuple[str, int]:
-    return render_template("hub_error.html", code=403, message="Your role cannot do this."), 403
-
-
-@bp.errorhandler(404)
-def _not_found(_exc: Exception) -> tuple[str, int]:
-    return render_template("hub_error.html", code=404, message="No such page."), 404
+guard(bp)
