@@ -232,13 +232,13 @@ def _upsert(
     if postgres:
         changed = upsert.cte("changed")
         counted = select(changed.c.bucket_ms, func.count()).group_by(changed.c.bucket_ms)
-        return Counter(dict(conn.execute(counted).tuples().all()))
+        return Counter({bucket: int(n) for bucket, n in conn.execute(counted)})
     prepared = [
         {**row, "store_id": store_id, "received_ms": now_ms}
         | ({"hist": json.dumps(row["hist"])} if "hist" in row else {})
         for row in rows
     ]
-    return Counter(bucket for (bucket,) in conn.execute(upsert, prepared).tuples().all())
+    return Counter(bucket for (bucket,) in conn.execute(upsert, prepared))
 
 
 def _rollup_columns(table: str, source: Table, from_rollup: bool) -> list[ColumnElement[Any]]:

@@ -151,6 +151,10 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         logger.info("applying migration %s", name)
         if _apply(conn, name, MIGRATIONS[name]):
             done.append(name)
+    if done:
+        # The schema's pages now sit in the write-ahead log, several times over on
+        # a fresh box; fold them into the database so the log starts empty.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return done
 
 
