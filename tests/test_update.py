@@ -72,7 +72,9 @@ def test_a_good_update_applies(release_hub: ReleaseHub, box: Box) -> None:
 
 def _tamper_target(hub: ReleaseHub) -> None:
     wheel = next((hub.repo.targets_dir / "stable" / "1.1.0").glob("*.whl"))
-    wheel.write_bytes(wheel.read_bytes() + b"\0evil")
+    data = bytearray(wheel.read_bytes())
+    data[-100] ^= 0xFF  # the same length, another hash
+    wheel.write_bytes(bytes(data))
 
 
 def _bad_signature(hub: ReleaseHub) -> None:

@@ -61,7 +61,7 @@ def _explain(exc: Exception, what: str) -> str:
                 "a rollback attack; refusing to update")  # fmt: skip
     if isinstance(exc, exceptions.UnsignedMetadataError):
         return f"{what}: bad signature ({text}): refusing to update"
-    if isinstance(exc, exceptions.LengthOrHashMismatchError):
+    if isinstance(exc, exceptions.LengthOrHashMismatchError | exceptions.DownloadLengthMismatchError):
         return (f"{what}: a file does not match its signed hash or length ({text}): "
                 "tampered; refusing to update")  # fmt: skip
     if isinstance(exc, exceptions.DownloadHTTPError):

@@ -34,8 +34,9 @@ def _probe(url: str, version: str) -> tuple[int | None, str]:
     if not isinstance(report, dict):
         return None, f"{url}: not a health report"
     if response.status_code != 200 or report.get("status") != "ok":
-        reasons = report.get("reasons") or report.get("status")
-        return None, f"{url}: HTTP {response.status_code}, {reasons}"
+        reasons = report.get("reasons") or []
+        detail = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else str(reasons)
+        return None, f"{url}: HTTP {response.status_code}, {report.get('status')}: {detail}"
     running = report.get("version")
     if running is not None and running != version:
         return None, f"{url}: version {running} answers, not {version}"
