@@ -101,6 +101,10 @@ def cmd_hub_serve(args: argparse.Namespace) -> int:
 
     app = create_app(engine)
     _watch_fleet(engine, app)
+    if args.releases:  # the TUF repository of releases, read-only (cloud_hub/releases.py)
+        from cloud_hub.releases import blueprint
+
+        app.register_blueprint(blueprint(Path(args.releases)))
     try:
         serve(app, args.host, args.port, ready)
     except OSError as exc:
@@ -287,6 +291,7 @@ def add_hub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve = command("hub", "serve", "serve the ingest API (migrates first)", cmd_hub_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    serve.add_argument("--releases", help="serve this TUF repository (footfall release) at /tuf")
 
     add = command("store", "add", "register a store; prints its secret once", cmd_hub_store_add)
     add.add_argument("id", help="the store id (as in its box's config)")

@@ -28,9 +28,11 @@ from appliance.cli.doctor import add_doctor_parser
 from appliance.cli.firstboot import add_firstboot_parser
 from appliance.cli.privacy import add_privacy_parser
 from appliance.cli.sync import add_sync_parser
+from appliance.cli.update import add_update_parser
 from appliance.cli.web import add_web_parser
 from appliance.config import BoxConfig, CameraConfig, ConfigError, load_config
 from cloud_hub.cli import add_hub_parser
+from cloud_hub.release_cli import add_release_parser
 
 logger = logging.getLogger("footfall")
 
@@ -654,7 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_doctor_parser(sub)
     add_firstboot_parser(sub)
     add_hub_parser(sub)
+    add_release_parser(sub)
     add_sync_parser(sub)
+    add_update_parser(sub)
     return parser
 
 
