@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from cloud_hub import dashboard, downlink, fleet_pages, heartbeats, pos
+from cloud_hub import dashboard, downlink, fleet_pages, heartbeats, pos, rollouts
 from cloud_hub.ingest import Delivery, IngestError, apply_batch, delivery_seen
 from cloud_hub.registry import active_secrets, store_tz
 from cloud_hub.schema import seen_deliveries
@@ -49,6 +49,7 @@ from wire import (
     verify,
 )
 from wire.heartbeat import HEARTBEAT_PATH, decode_heartbeat
+from wire.update_report import REPORT_PATH, decode_update_report
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def _heartbeat(engine: Engine, now: float) -> Response:
                 )
             )
             heartbeats.store_heartbeat(conn, store_id, beat, int(now * 1000))
+            rollouts.advance(conn, int(now * 1000), store_id)
     except heartbeats.HeartbeatError as exc:
         raise RefusedError(exc.status, exc.reason) from exc
     logger.info("heartbeat from %s: %s, config version %s", store_id, beat["status"],
@@ -160,6 +162,32 @@ def _heartbeat(engine: Engine, now: float) -> Response:
     ack = Ack(beat["heartbeat_id"], 0, False)
     answer = encode_answer(ack, _downlink(engine, store_id, now))
     return Response(answer, status=200, mimetype="application/json")
+
+
+def _update_report(engine: Engine, now: float) -> Response:
+    """Keep a box's signed update outcome on its rollout, then move the rollout on."""
+    body = request.get_data(cache=False)
+    store_id, delivery = _authenticate(engine, body, now)
+    try:
+        report = decode_update_report(body)
+    except WireError as exc:
+        raise RefusedError(400, exc.reason, exc.path) from exc
+    try:
+        with engine.begin() as conn:
+            if delivery_seen(conn, delivery):
+                raise RefusedError(409, f"replayed delivery: report {delivery.msg_id} "
+                                        "was received before")  # fmt: skip
+            conn.execute(
+                seen_deliveries.insert().values(
+                    store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
+                )
+            )
+            kept = rollouts.record_report(conn, store_id, report, int(now * 1000))
+            events = rollouts.advance(conn, int(now * 1000), store_id) if kept else []
+    except rollouts.RolloutError as exc:
+        raise RefusedError(400, str(exc)) from exc
+    return _json(200, {"ok": True, "rollout": report["rollout_id"] if kept else None,
+                       "events": events})  # fmt: skip
 
 
 POS_PATH = "/api/v1/pos"
@@ -240,6 +268,10 @@ def create_app(engine: Engine, clock: Callable[[], float] = time.time) -> Flask:
     @app.post(HEARTBEAT_PATH)
     def heartbeat() -> Response:
         return answer(_heartbeat, "heartbeat")
+
+    @app.post(REPORT_PATH)
+    def update_report() -> Response:
+        return answer(_update_report, "update report")
 
     @app.post(POS_PATH)
     def pos_hours() -> Response:

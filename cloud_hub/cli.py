@@ -115,7 +115,7 @@ def cmd_hub_serve(args: argparse.Namespace) -> int:
 
 
 def _watch_fleet(engine: Engine, app: Flask) -> None:
-    """Start the ops alerts' thread when the environment names a destination."""
+    """Start the fleet's thread: rollouts, and ops alerts where the environment names one."""
     import os
 
     from cloud_hub.fleet_alerts import FleetWatch, notifiers_from_env
@@ -125,8 +125,8 @@ def _watch_fleet(engine: Engine, app: Flask) -> None:
         notifiers = notifiers_from_env(os.environ)
     except ValueError as exc:
         raise HubCommandError("serve", exc, EXIT_BAD_INPUT) from exc
+    FleetWatch(engine, offline_after_ms(app), notifiers).start()
     if notifiers:
-        FleetWatch(engine, offline_after_ms(app), notifiers).start()
         logger.info("fleet alerts to %s", ", ".join(n.name for n in notifiers))
 
 
@@ -186,6 +186,69 @@ def cmd_hub_store_list(args: argparse.Namespace) -> int:
             f"{s.id}\t{s.name}\t{s.region_id}\t{s.tz}\t{area}\t{s.active_secrets}\t"
             f"{s.batches}\t{last}"
         )
+    return EXIT_OK
+
+
+def cmd_hub_rollout_create(args: argparse.Namespace) -> int:
+    """Make a staged rollout and start its first group."""
+    from cloud_hub.rollouts import RolloutError, create_rollout, parse_group
+
+    engine = _engine(args)
+    try:
+        groups = [parse_group(text, n) for n, text in enumerate(args.group)]
+        with engine.begin() as conn:
+            rollout_id = create_rollout(
+                conn, args.version, groups, _now_ms(), channel=args.channel, regions=args.region,
+                max_failure_rate=args.max_failure_rate, soak_min=args.soak_min,
+                forecast_check=not args.no_forecast_check,
+            )  # fmt: skip
+    except RolloutError as exc:
+        raise HubCommandError("rollout create", exc, EXIT_BAD_INPUT) from exc
+    print(f"rollout {rollout_id}: {args.channel} {args.version}, group {groups[0].name} started")
+    return _print_rollouts(engine, rollout_id, as_json=False)
+
+
+def _print_rollouts(engine: Engine, rollout_id: int | None, as_json: bool) -> int:
+    import json
+    from dataclasses import asdict
+
+    from cloud_hub.rollouts import rollout_views
+
+    with engine.begin() as conn:
+        views = rollout_views(conn, rollout_id)
+    if rollout_id is not None and not views:
+        raise HubCommandError("rollout status", f"no rollout {rollout_id}", EXIT_BAD_INPUT)
+    if as_json:
+        print(json.dumps([asdict(v) for v in views], sort_keys=True))
+        return EXIT_OK
+    for view in views:
+        print(f"rollout {view.id}: {view.channel} {view.version} {view.state}"
+              + (f": {view.reason}" if view.reason else ""))  # fmt: skip
+        for group in view.groups:
+            state = "not started" if group.started_ms is None else (
+                f"{group.count('installed', 'current')} updated, {group.count(None)} waiting, "
+                f"{group.count('rolled_back', 'refused', 'failed')} failed")  # fmt: skip
+            print(f"  {group.name}: {len(group.stores)} stores, {state}")
+    return EXIT_OK
+
+
+def cmd_hub_rollout_status(args: argparse.Namespace) -> int:
+    """Print one rollout (or every one) with its groups."""
+    return _print_rollouts(_engine(args), args.id, args.json)
+
+
+def cmd_hub_rollout_act(args: argparse.Namespace) -> int:
+    """Pause, resume or abort a rollout."""
+    from cloud_hub.rollouts import RolloutError, act
+
+    engine = _engine(args)
+    check = False if getattr(args, "without_forecast_check", False) else None
+    try:
+        with engine.begin() as conn:
+            state = act(conn, args.id, args.rollout_command, _now_ms(), args.reason, check)
+    except RolloutError as exc:
+        raise HubCommandError(f"rollout {args.rollout_command}", exc, EXIT_BAD_INPUT) from exc
+    print(f"rollout {args.id}: {state}")
     return EXIT_OK
 
 
@@ -279,7 +342,10 @@ def add_hub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     user_sub = user.add_subparsers(dest="user_command", required=True)
     pos = hub_sub.add_parser("pos", help="point-of-sale data")
     pos_sub = pos.add_subparsers(dest="pos_command", required=True)
-    groups = {"hub": hub_sub, "store": store_sub, "user": user_sub, "pos": pos_sub}
+    rollout = hub_sub.add_parser("rollout", help="staged rollouts of a release to the boxes")
+    rollout_sub = rollout.add_subparsers(dest="rollout_command", required=True)
+    groups = {"hub": hub_sub, "store": store_sub, "user": user_sub, "pos": pos_sub,
+              "rollout": rollout_sub}  # fmt: skip
 
     def command(where: str, name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
         parser = groups[where].add_parser(name, help=help_text)
@@ -317,6 +383,54 @@ def add_hub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     user_add.add_argument(
         "--region", action="append", default=[], help="a region the account sees (repeatable)"
     )
+    create = command("rollout", "create", "a staged rollout; its first group starts",
+                     cmd_hub_rollout_create)  # fmt: skip
+    create.add_argument("version", help="the release version (footfall release publish)")
+    create.add_argument(
+        "--group",
+        action="append",
+        required=True,
+        help="in order: NAME=store,store or NAME=25%% (cumulative; repeatable)",
+    )
+    create.add_argument("--channel", default="stable", help="the release channel (stable)")
+    create.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        help="shares are of this region's stores (repeatable; default all)",
+    )
+    create.add_argument(
+        "--max-failure-rate",
+        type=float,
+        default=0.0,
+        help="a group's failed share that pauses the rollout (0: any failure)",
+    )
+    create.add_argument(
+        "--soak-min",
+        type=_positive,
+        default=30.0,
+        help="minutes a group runs before the next starts (30)",
+    )
+    create.add_argument(
+        "--no-forecast-check",
+        action="store_true",
+        help="do not pause when updated stores' footfall leaves its forecast",
+    )
+    status = command("rollout", "status", "a rollout's groups and boxes", cmd_hub_rollout_status)
+    status.add_argument("id", type=int, nargs="?", help="the rollout (default: every one)")
+    status.add_argument("--json", action="store_true", help="JSON, every store's outcome")
+    for action, text in (("pause", "stop starting groups and sending the update"),
+                         ("resume", "go on; the failed boxes are asked again"),
+                         ("abort", "stop for good")):  # fmt: skip
+        acting = command("rollout", action, text, cmd_hub_rollout_act)
+        acting.add_argument("id", type=int, help="the rollout")
+        acting.add_argument("--reason", default="", help="why, kept with the rollout")
+        if action == "resume":
+            acting.add_argument(
+                "--without-forecast-check",
+                action="store_true",
+                help="stop judging boxes by their forecast from now on",
+            )
     pos_import = command("pos", "import", "import a POS CSV for a store", cmd_hub_pos_import)
     pos_import.add_argument("file", help="CSV: hour,transactions,sales (store-local hours)")
     pos_import.add_argument("--store", required=True, help="the store id")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy import Connection
 
-from cloud_hub import store_config
+from cloud_hub import rollouts, store_config
 from wire import DownlinkItem, sign_downlink
 from wire.answer import MAX_DOWNLINK
 
@@ -25,7 +25,7 @@ Pending = tuple[str, str, dict[str, object]]
 Provider = Callable[[Connection, str, int], Iterable[Pending]]
 
 #: Every room's provider, asked in this order; one line per room that has items.
-PROVIDERS: tuple[Provider, ...] = (store_config.provider,)
+PROVIDERS: tuple[Provider, ...] = (store_config.provider, rollouts.provider)
 
 
 def items_for(

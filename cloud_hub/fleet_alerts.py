@@ -37,7 +37,7 @@ import requests
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud_hub import heartbeats
+from cloud_hub import heartbeats, rollouts
 from cloud_hub.schema import fleet_alerts
 from wire import HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign
 
@@ -257,7 +257,12 @@ def notifiers_from_env(environ: Mapping[str, str]) -> list[Notifier]:
 
 
 class FleetWatch(threading.Thread):
-    """``hub serve``'s thread: :func:`check_fleet` every ``every_s`` until stopped."""
+    """``hub serve``'s thread: the rollouts and the ops alerts, every ``every_s``.
+
+    Each turn moves the rollouts on (:func:`cloud_hub.rollouts.advance`: soak timers,
+    forecast checks) and, when there is somewhere to send ops alerts, runs
+    :func:`check_fleet`, until stopped.
+    """
 
     def __init__(
         self, engine: Engine, offline_after_ms: int, notifiers: Sequence[Notifier],
@@ -271,9 +276,12 @@ class FleetWatch(threading.Thread):
     def run(self) -> None:
         """Check, then wait; a database failure is logged and retried at the next turn."""
         while not self.stopped.is_set():
+            now_ms = round(self._clock() * 1000)
             try:
-                check_fleet(self.engine, round(self._clock() * 1000), self.offline_after_ms,
-                            self.notifiers)  # fmt: skip
+                with self.engine.begin() as conn:
+                    rollouts.advance(conn, now_ms)
+                if self.notifiers:
+                    check_fleet(self.engine, now_ms, self.offline_after_ms, self.notifiers)
             except SQLAlchemyError as exc:
                 logger.warning("fleet check failed (retried in %.0f s): %s", self.every_s, exc)
             self.stopped.wait(self.every_s)

@@ -43,6 +43,7 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -315,4 +316,41 @@ store_configs = Table(
     Column("hash", String(64), nullable=False),
     Column("author", String(64), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+rollouts = Table(
+    "rollouts",  # a staged rollout of one release version to groups of stores
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running | paused | aborted | done
+    Column("reason", Text, nullable=False),  # why it is paused, aborted or done
+    Column("max_failure_rate", Float, nullable=False),
+    Column("soak_min", Float, nullable=False),
+    Column("forecast_check", Boolean, nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+rollout_groups = Table(
+    "rollout_groups",  # the groups of a rollout, started one after another
+    metadata,
+    Column("rollout_id", Integer, ForeignKey("rollouts.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("started_ms", BigInteger, nullable=True),  # None: not started yet
+)
+
+rollout_stores = Table(
+    "rollout_stores",  # each store of a rollout, its group and what its box reported
+    metadata,
+    Column("rollout_id", Integer, ForeignKey("rollouts.id"), primary_key=True),
+    Column("store_id", String(64), ForeignKey("stores.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("outcome", String(16), nullable=True),  # wire.update_report.OUTCOMES; None: pending
+    Column("reason", Text, nullable=False),
+    Column("running", String(64), nullable=True),
+    Column("reported_ms", BigInteger, nullable=True),
 )

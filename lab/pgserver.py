@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -159,19 +159,22 @@ class HubProcess:
             self.process.stdout.close()
 
 
-def start_hub(db_url: str, log: Path, env: Mapping[str, str] | None = None) -> HubProcess:
+def start_hub(
+    db_url: str, log: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+) -> HubProcess:
     """Start ``footfall hub serve --port 0`` (this checkout's code) and wait for its URL.
 
     Args:
         db_url: The hub's database.
         log: Where its stderr goes.
         env: Extra environment variables.
+        args: More options of ``hub serve`` (``--releases R``).
 
     Raises:
         PgServerError: It exited or printed no URL within :data:`START_TIMEOUT_S` (its log).
     """
     command = [sys.executable, "-m", "appliance.cli", "hub", "serve", "--db", db_url,
-               "--port", "0"]  # fmt: skip
+               "--port", "0", *args]  # fmt: skip
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with log.open("w") as err:
         process = subprocess.Popen(

@@ -9,39 +9,28 @@ the hub takes it (the journal's ``reported``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
 
 import requests
 
 from appliance.update.journal import Journal, read_journal, write_journal
 from wire import sign_headers
+from wire.update_report import REPORT_PATH, encode_update_report
 
 logger = logging.getLogger(__name__)
 
-REPORT_PATH: Final = "/api/v1/update-report"
-
 
 def report_body(store_id: str, journal: Journal) -> bytes:
-    """The report of the journal's last outcome."""
+    """The report of the journal's last outcome (``wire.update_report``)."""
     last = journal.last
     assert last is not None
-    return json.dumps(
-        {
-            "store_id": store_id,
-            "rollout_id": last.rollout_id,
-            "version": last.version,
-            "outcome": last.outcome,
-            "reason": last.reason[:1000],
-            "running": journal.current,
-        },
-        sort_keys=True,
-    ).encode()
+    return encode_update_report(
+        store_id, last.rollout_id, last.version, last.outcome, last.reason, journal.current
+    )
 
 
 def send_report(
