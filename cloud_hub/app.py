@@ -24,7 +24,7 @@ import zoneinfo
 from collections.abc import Callable
 
 from flask import Flask, Response, request
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -131,6 +131,17 @@ def _downlink(engine: Engine, store_id: str, now: float) -> list[DownlinkItem]:
         return downlink.items_for(conn, store_id, secrets[0], now_ms) if secrets else []
 
 
+def _record_delivery(conn: Connection, delivery: Delivery, what: str) -> None:
+    """Refuse a replayed delivery (409), else record it as seen."""
+    if delivery_seen(conn, delivery):
+        raise RefusedError(409, f"replayed delivery: {what} {delivery.msg_id} was received before")
+    conn.execute(
+        seen_deliveries.insert().values(
+            store_id=delivery.store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
+        )
+    )
+
+
 def _heartbeat(engine: Engine, now: float) -> Response:
     """Store a box's signed heartbeat (:mod:`cloud_hub.heartbeats`); answer its downlink."""
     body = request.get_data(cache=False)
@@ -145,14 +156,7 @@ def _heartbeat(engine: Engine, now: float) -> Response:
         raise RefusedError(400, f"webhook-id {delivery.msg_id!r} is not the heartbeat id")
     try:
         with engine.begin() as conn:
-            if delivery_seen(conn, delivery):
-                raise RefusedError(409, f"replayed delivery: heartbeat {delivery.msg_id} "
-                                        "was received before")  # fmt: skip
-            conn.execute(
-                seen_deliveries.insert().values(
-                    store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
-                )
-            )
+            _record_delivery(conn, delivery, "heartbeat")
             heartbeats.store_heartbeat(conn, store_id, beat, int(now * 1000))
             rollouts.advance(conn, int(now * 1000), store_id)
     except heartbeats.HeartbeatError as exc:
@@ -174,14 +178,7 @@ def _update_report(engine: Engine, now: float) -> Response:
         raise RefusedError(400, exc.reason, exc.path) from exc
     try:
         with engine.begin() as conn:
-            if delivery_seen(conn, delivery):
-                raise RefusedError(409, f"replayed delivery: report {delivery.msg_id} "
-                                        "was received before")  # fmt: skip
-            conn.execute(
-                seen_deliveries.insert().values(
-                    store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
-                )
-            )
+            _record_delivery(conn, delivery, "report")
             kept = rollouts.record_report(conn, store_id, report, int(now * 1000))
             events = rollouts.advance(conn, int(now * 1000), store_id) if kept else []
     except rollouts.RolloutError as exc:
@@ -213,13 +210,7 @@ def _pos(engine: Engine, now: float) -> Response:
     except pos.PosError as exc:
         raise RefusedError(400, f"{exc.key}: {exc.message}", exc.where) from exc
     with engine.begin() as conn:
-        if delivery_seen(conn, delivery):
-            raise RefusedError(409, f"replayed delivery: {delivery.msg_id} was received before")
-        conn.execute(
-            seen_deliveries.insert().values(
-                store_id=store_id, msg_id=delivery.msg_id, timestamp_s=delivery.timestamp_s
-            )
-        )
+        _record_delivery(conn, delivery, "POS upload")
         stored = pos.store_hours(conn, store_id, hours, int(now * 1000))
     logger.info("POS from %s: %d hours", store_id, stored)
     return _json(200, {"stored": stored})
