@@ -81,8 +81,7 @@ def _tamper_target(hub: ReleaseHub) -> None:
 
 
 def _bad_signature(hub: ReleaseHub) -> None:
-    """Targets re-signed by a key the root does not trust (the hub's online key stolen? no:
-    an attacker's own key) in place of the real ones."""
+    """Targets re-signed, in place of the real ones, by a key the root does not trust."""
     path = hub.repo.metadata_dir / f"{hub.repo.targets().signed.version}.targets.json"
     md = Metadata[Targets].from_file(str(path))
     md.signed.targets.pop("stable/1.1.0/release.json")
