@@ -158,7 +158,7 @@ def _heartbeat(engine: Engine, now: float) -> Response:
         with engine.begin() as conn:
             _record_delivery(conn, delivery, "heartbeat")
             heartbeats.store_heartbeat(conn, store_id, beat, int(now * 1000))
-            rollouts.advance(conn, int(now * 1000), store_id)
+            rollouts.advance(conn, int(now * 1000), store_id, forecast=False)
     except heartbeats.HeartbeatError as exc:
         raise RefusedError(exc.status, exc.reason) from exc
     logger.info("heartbeat from %s: %s, config version %s", store_id, beat["status"],
@@ -180,7 +180,9 @@ def _update_report(engine: Engine, now: float) -> Response:
         with engine.begin() as conn:
             _record_delivery(conn, delivery, "report")
             kept = rollouts.record_report(conn, store_id, report, int(now * 1000))
-            events = rollouts.advance(conn, int(now * 1000), store_id) if kept else []
+            events = (
+                rollouts.advance(conn, int(now * 1000), store_id, forecast=False) if kept else []
+            )
     except rollouts.RolloutError as exc:
         raise RefusedError(400, str(exc)) from exc
     return _json(200, {"ok": True, "rollout": report["rollout_id"] if kept else None,

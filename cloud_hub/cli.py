@@ -242,7 +242,7 @@ def cmd_hub_rollout_act(args: argparse.Namespace) -> int:
     from cloud_hub.rollouts import RolloutError, act
 
     engine = _engine(args)
-    check = False if getattr(args, "without_forecast_check", False) else None
+    check = False if args.without_forecast_check else None
     try:
         with engine.begin() as conn:
             state = act(conn, args.id, args.rollout_command, _now_ms(), args.reason, check)
@@ -425,6 +425,7 @@ def add_hub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         acting = command("rollout", action, text, cmd_hub_rollout_act)
         acting.add_argument("id", type=int, help="the rollout")
         acting.add_argument("--reason", default="", help="why, kept with the rollout")
+        acting.set_defaults(without_forecast_check=False)
         if action == "resume":
             acting.add_argument(
                 "--without-forecast-check",

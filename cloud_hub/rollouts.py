@@ -10,10 +10,10 @@ reports the version counts as done. :func:`advance` (run on each report and hear
 a rollout's store, and by the fleet's thread) then, for each running rollout:
 
 * **pauses it** when a started group's failure rate passes ``max_failure_rate``: boxes
-  that rolled back, refused or failed, and (``forecast_check``) updated boxes whose
-  footfall left the store's forecast interval in most of the hours since they updated
-  (:func:`forecast_departure`), which catches a detector that boots, reports healthy and
-  counts wrong;
+  that rolled back, refused or failed, and (``forecast_check``, on the fleet's thread's
+  turns) updated boxes whose footfall left the store's forecast interval in most of the
+  hours since they updated (:func:`forecast_departure`), which catches a detector that
+  boots, reports healthy and counts wrong;
 * waits while a box of the newest group has not reported;
 * starts the next group once every box of the newest one updated and ``soak_min`` minutes
   passed since the last of them, or marks the rollout done after the last group.
@@ -426,11 +426,13 @@ def _heartbeat_done(conn: Connection, view: RolloutView, group: GroupView, now_m
             )  # fmt: skip
 
 
-def _failures(conn: Connection, view: RolloutView, group: GroupView, now_ms: int) -> list[str]:
-    """Why each failed box of a started group failed."""
+def _failures(
+    conn: Connection, view: RolloutView, group: GroupView, now_ms: int, forecast: bool
+) -> list[str]:
+    """Why each failed box of a started group failed (``forecast``: judged by it too)."""
     why = [f"{s['store_id']} {s['outcome'].replace('_', ' ')}: {s['reason']}"
            for s in group.stores if s["outcome"] in FAILED]  # fmt: skip
-    if view.forecast_check:
+    if forecast and view.forecast_check:
         for s in group.stores:
             if s["outcome"] == "installed" and s["reported_ms"] is not None:
                 seen = forecast_departure(conn, s["store_id"], s["reported_ms"], now_ms)
@@ -441,13 +443,18 @@ def _failures(conn: Connection, view: RolloutView, group: GroupView, now_ms: int
     return why
 
 
-def advance(conn: Connection, now_ms: int, store_id: str | None = None) -> list[str]:
+def advance(
+    conn: Connection, now_ms: int, store_id: str | None = None, forecast: bool = True
+) -> list[str]:
     """Pause, hold or move on each running rollout (or those of one store); what changed.
 
     Args:
         conn: A connection in a transaction.
         now_ms: The hub's clock.
         store_id: Only the rollouts this store is in (None: every running one).
+        forecast: Run the forecast check of the updated boxes (two queries a box). A
+            box's own heartbeat or report passes False: the fleet's thread runs it for
+            every rollout each turn, and it needs hours since an update to judge anyway.
     """
     query = select(rollouts.c.id).where(rollouts.c.state == "running")
     if store_id is not None:
@@ -462,7 +469,7 @@ def advance(conn: Connection, now_ms: int, store_id: str | None = None) -> list[
             _heartbeat_done(conn, view, group, now_ms)
         paused = False
         for group in started:
-            why = _failures(conn, view, group, now_ms)
+            why = _failures(conn, view, group, now_ms, forecast)
             if why and len(why) > view.max_failure_rate * len(group.stores):
                 share = f"{len(why)} of {len(group.stores)} boxes failed"
                 reason = (f"group {group.name}: {share} (more than "
